@@ -1,0 +1,92 @@
+"""`polyhead train`, `eval`, `predict`: the multi-task model from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from polyhead.cli import app, fail, quiet_libraries
+
+
+@app.command(help="Train a multi-task model from one YAML config plus --set key=value overrides.")
+def train(
+    config: Path = typer.Argument(..., help="The run's YAML config (see configs/)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (overrides the config's `output`)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.epochs=1 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <output>/last."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with per-task loss."),
+) -> None:
+    from polyhead.config import load_config
+
+    run_config = load_config(config, set_)
+    quiet_libraries()
+    from polyhead.reporting import print_summary
+    from polyhead.training.loop import Trainer
+
+    trainer = Trainer(run_config, output, resume=resume, show_progress=progress)
+    summary = trainer.run()
+    print_summary(summary)
+    typer.echo(f"run folder: {trainer.output} (best model in {trainer.output / 'best'}, log metrics.jsonl)")
+
+
+@app.command("eval", help="Evaluate a saved model on the dev or test sets (and extra eval sets) of a config.")
+def eval_(
+    model: Path = typer.Option(..., "--model", "-m", help="A saved polyhead model folder."),
+    config: Path = typer.Option(..., "--config", "-c", help="The YAML config naming the data sets."),
+    split: str = typer.Option("dev", help="dev | test: which split of each task (plus its extra `eval` sets)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here."),
+    precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
+) -> None:
+    from polyhead.config import load_config
+
+    if split not in ("dev", "test"):
+        fail(f"--split must be dev or test, got {split!r}")
+    run_config = load_config(config, set_)
+    if not model.is_dir():
+        fail(f"--model {model}: not a folder")
+    quiet_libraries()
+    from polyhead.evaluation_runner import evaluate_model
+    from polyhead.reporting import print_eval_table
+
+    results = evaluate_model(model, run_config, split, precision)
+    print_eval_table(results)
+    target = output or (model / f"eval_{split}.json")
+    target.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    typer.echo(f"metrics written to {target}")
+
+
+@app.command(help="Predict every head of a saved model on raw texts, one JSON object per text.")
+def predict(
+    texts: List[str] = typer.Argument(None, help="Texts (or use --input)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A saved polyhead model folder."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help=".txt/.jsonl/.csv/.tsv file, or - for stdin."),
+    column: Optional[str] = typer.Option(None, help="Field or column holding the text."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write JSONL here instead of stdout."),
+    batch_size: int = typer.Option(32, min=1),
+    precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
+) -> None:
+    from polyhead.data.text_input import iter_texts
+
+    if input is None and not texts:
+        fail("give texts as arguments, or --input FILE (or - for stdin)")
+    if not model.is_dir():
+        fail(f"--model {model}: not a folder")
+    quiet_libraries()
+    from polyhead.model import MultiTaskModel
+
+    mtl = MultiTaskModel.from_pretrained(model, precision=precision)
+    source = list(texts) if texts else list(iter_texts(input, column))
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for start in range(0, len(source), 1024):
+            for record in mtl.predict(source[start:start + 1024], batch_size=batch_size):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    if output:
+        typer.echo(f"wrote {len(source)} predictions to {output}", err=True)

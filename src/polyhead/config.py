@@ -1,0 +1,206 @@
+"""One validated config object describes a run: a YAML file plus `--set key=value` overrides.
+
+Errors name the key, and the file and line where it was written.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from polyhead.errors import ConfigError
+
+FREEZE_PATTERN = re.compile(r"^(none|all|backbone|heads:\[?\s*[\w\-]+(\s*,\s*[\w\-]+)*\s*\]?|layers:\d+)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(Strict):
+    path: str
+    format: Literal["conll", "tsv", "csv", "label_text", "parallel", "jsonl", "snips"]
+    text: str = "text"
+    label: str = "label"
+    tokens: str = "tokens"
+    tags: str = "tags"
+    labels_path: Optional[str] = None
+    limit: Optional[int] = Field(default=None, ge=1)
+    encoding: Optional[str] = None
+    name: Optional[str] = None  # a label for this eval set in reports, e.g. "es"
+
+
+class HeadOptions(Strict):
+    hidden_dim: Optional[int] = Field(default=None, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+
+
+class TaskConfig(Strict):
+    type: Literal["sentence_classification", "token_classification"]
+    train: Optional[DataSpec] = None
+    dev: Optional[DataSpec] = None
+    test: Optional[DataSpec] = None
+    eval: list[DataSpec] = Field(default_factory=list)  # more eval sets (other languages) reported with dev
+    head: HeadOptions = Field(default_factory=HeadOptions)
+    unseen_labels: Literal["error", "skip"] = "error"
+
+    @property
+    def metric(self) -> str:
+        return "f1" if self.type == "token_classification" else "accuracy"
+
+
+class TrainingConfig(Strict):
+    epochs: float = Field(default=3, gt=0)
+    max_steps: Optional[int] = Field(default=None, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=5e-5, gt=0)
+    head_lr: Optional[float] = Field(default=None, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    llrd: float = Field(default=1.0, gt=0, le=1)
+    freeze: str = "none"
+    sampling: Literal["proportional", "temperature", "round_robin"] = "proportional"
+    temperature: float = Field(default=2.0, gt=0)
+    loss_weights: dict[str, float] = Field(default_factory=dict)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = 13
+    eval_every: int = Field(default=0, ge=0)  # steps; 0 = at the end of each epoch
+    grad_clip: float = Field(default=1.0, ge=0)
+    select_metric: str = "mean"  # "mean" of every task's main metric, or "<task>.<metric>"
+    cache_features: bool = True  # with freeze: backbone, train heads on encoder outputs computed once
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze_syntax(cls, value: str) -> str:
+        value = value.strip()
+        if not FREEZE_PATTERN.match(value):
+            raise ValueError("must be none | all | backbone | heads:[name,...] | layers:K")
+        return value
+
+
+class RunConfig(Strict):
+    backbone: Optional[str] = None  # None = the default (distilbert-base-multilingual-cased, offline fallback)
+    pooling: Literal["mean", "cls", "max", "mean_sqrt_len"] = "mean"
+    normalize: bool = True
+    projection_dim: Optional[int] = Field(default=None, ge=1)
+    max_length: Optional[int] = Field(default=None, ge=8)
+    prefix: Optional[str] = None
+    init_from: Optional[str] = None  # a saved polyhead model: encoder and matching heads start from it
+    tasks: dict[str, TaskConfig]
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: str = "runs/run"
+    _base_dir: Optional[Path] = PrivateAttr(default=None)  # folder of the YAML file, for relative data paths
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "RunConfig":
+        if not self.tasks:
+            raise ValueError("tasks: at least one task is needed")
+        for name in self.training.loss_weights:
+            if name not in self.tasks:
+                raise ValueError(f"training.loss_weights names unknown task {name!r}; tasks are {list(self.tasks)}")
+        return self
+
+    def frozen_heads(self) -> list[str]:
+        freeze = self.training.freeze
+        if not freeze.startswith("heads:"):
+            return []
+        return [n.strip() for n in freeze[6:].strip("[] ").split(",") if n.strip()]
+
+
+def _line_of(text: str, dotted: tuple) -> int | None:
+    """Line (1-based) where a dotted key path is written in the YAML text, if it is there."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in dotted:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.epochs=1")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    target = data
+    for part in parts[:-1]:
+        existing = target.get(part)
+        if existing is None:
+            existing = target[part] = {}
+        if not isinstance(existing, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+        target = existing
+    try:
+        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from exc
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, text)) from None
+    config._base_dir = path.resolve().parent
+    return config
+
+
+def _describe(exc: ValidationError, path: Path, text: str) -> str:
+    messages = []
+    for error in exc.errors()[:3]:
+        loc = tuple(error["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        msg = error["msg"]
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif error["type"] == "missing":
+            msg = "required key is missing"
+        messages.append(f"{where}: config key '{key}': {msg}")
+    more = f" (and {len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
+    return "; ".join(messages) + more
+
+
+def resolve_data_path(config: RunConfig, raw: str) -> Path:
+    """Expand $VARS and ~; a relative path is tried against the working folder, then the config's folder."""
+    expanded = Path(os.path.expanduser(os.path.expandvars(raw)))
+    if expanded.is_absolute() or expanded.exists():
+        return expanded
+    base = config._base_dir
+    if base is not None and (base / expanded).exists():
+        return base / expanded
+    return expanded
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json")

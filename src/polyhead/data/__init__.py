@@ -1,0 +1,1 @@
+"""Reading labelled data sets, texts to encode, and the small demo corpora."""

@@ -1,0 +1,104 @@
+"""Saved models are self-contained, human-readable folders: safetensors + JSON + tokenizer, never pickle.
+
+Layout (a sentence-transformers folder plus polyhead's own files):
+    config.json, model.safetensors, tokenizer*.json   the backbone, as Hugging Face saves it
+    modules.json, sentence_bert_config.json,          what sentence-transformers reads
+    config_sentence_transformers.json, 1_Pooling/, [2_Dense/], [3_Normalize/]
+    polyhead.json                                      backbone record, encoder settings, heads and label maps
+    heads.safetensors                                  task heads (multi-task models only)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polyhead import __version__
+from polyhead.errors import PolyheadError
+
+if TYPE_CHECKING:
+    from polyhead.encoder import SentenceEncoder
+
+POLYHEAD_CONFIG = "polyhead.json"
+
+
+def read_polyhead_config(folder: str | Path) -> dict | None:
+    path = Path(folder) / POLYHEAD_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PolyheadError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict) -> Path:
+    """Write into a temporary sibling folder, then swap it in, so a crash never leaves half a model."""
+    from safetensors.torch import save_file
+
+    directory = directory.expanduser().resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        encoder.transformer.save_pretrained(str(tmp), safe_serialization=True)
+        encoder.tokenizer.save_pretrained(str(tmp))
+        dim = encoder.backbone.hidden_size
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        _write_json(tmp / "1_Pooling" / "config.json", encoder.pooling.sentence_transformers_config(dim))
+        if encoder.projection is not None:
+            proj = encoder.projection
+            _write_json(tmp / "2_Dense" / "config.json", {
+                "in_features": proj.in_features, "out_features": proj.out_features, "bias": True,
+                "activation_function": "torch.nn.modules.linear.Identity"})
+            save_file({"linear.weight": proj.weight.detach().float().cpu().contiguous(),
+                       "linear.bias": proj.bias.detach().float().cpu().contiguous()},
+                      str(tmp / "2_Dense" / "model.safetensors"))
+            modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+        if encoder.normalize:
+            (tmp / "3_Normalize").mkdir()
+            modules.append({"idx": len(modules), "name": str(len(modules)), "path": "3_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        _write_json(tmp / "modules.json", modules)
+        _write_json(tmp / "sentence_bert_config.json", {"max_seq_length": encoder.max_length, "do_lower_case": False})
+        st_config: dict[str, Any] = {"similarity_fn_name": "cosine"}
+        if encoder.prefix:
+            st_config.update(prompts={"query": encoder.prefix}, default_prompt_name="query")
+        _write_json(tmp / "config_sentence_transformers.json", st_config)
+        backbone = encoder.backbone
+        config = {
+            "polyhead_version": __version__,
+            "backbone": {"name": backbone.name, "source": backbone.source, "pretrained": backbone.pretrained,
+                         "meta": backbone.meta},
+            "encoder": encoder.settings(),
+            **extra.pop("config", {}),
+        }
+        _write_json(tmp / POLYHEAD_CONFIG, config)
+        for filename, tensors in extra.items():
+            save_file(tensors, str(tmp / filename))
+        _swap_in(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _swap_in(tmp: Path, directory: Path) -> None:
+    if directory.exists():
+        if not directory.is_dir():
+            raise PolyheadError(f"cannot save to {directory}: a file with that name exists")
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, directory)

@@ -1,0 +1,311 @@
+"""The training loop, readable top to bottom: build model -> read data -> freeze -> optimise -> evaluate -> save."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from polyhead import runtime
+from polyhead.backbones import load_backbone
+from polyhead.config import RunConfig, config_to_dict
+from polyhead.data.batching import pad_batch
+from polyhead.encoder import SentenceEncoder
+from polyhead.errors import ConfigError, DataError
+from polyhead.evaluation import evaluate_set, main_metric, score_set
+from polyhead.heads import ClassificationHead
+from polyhead.model import MultiTaskModel
+from polyhead.training import feature_cache as fc
+from polyhead.training.checkpoints import has_trainer_state, load_trainer_state, save_trainer_state
+from polyhead.training.data_prep import IGNORE, build_labels, check_labels, encode_set, read_split
+from polyhead.training.freezing import apply_freeze, count_parameters, parameter_groups
+from polyhead.training.sampling import task_probabilities, task_schedule
+
+
+def build_model(config: RunConfig) -> MultiTaskModel:
+    """Encoder and heads from `init_from` when given, else a fresh encoder on the configured backbone."""
+    precision = config.training.precision
+    if config.init_from:
+        return MultiTaskModel.from_pretrained(config.init_from, precision=precision)
+    encoder = SentenceEncoder(load_backbone(config.backbone), pooling=config.pooling, normalize=config.normalize,
+                              projection_dim=config.projection_dim, max_length=config.max_length,
+                              prefix=config.prefix, precision=precision)
+    return MultiTaskModel(encoder, {})
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then sort by length inside windows of 50 batches: random order, little padding."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, output: str | Path | None = None, resume: bool = False,
+                 show_progress: bool = True) -> None:
+        self.config = config
+        self.cfg = config.training
+        self.output = Path(output or config.output)
+        self.resume = resume
+        self.show_progress = show_progress
+        self.log_path = self.output / "metrics.jsonl"
+
+    # -- setup ----------------------------------------------------------------------------------------
+    def _check_freeze(self) -> None:
+        freeze = self.cfg.freeze
+        if freeze == "all" and not self.config.init_from:
+            raise ConfigError("training.freeze: 'all' trains nothing, so the heads must come from a trained model: "
+                              "set init_from: <saved polyhead model folder> (the run then only evaluates)")
+        frozen = self.config.frozen_heads()
+        loaded = set(self.model.heads) if self.config.init_from else set()
+        for name in frozen:
+            if name not in self.config.tasks:
+                raise ConfigError(f"training.freeze: head {name!r} is not a task of this config ({list(self.config.tasks)})")
+            if name not in loaded:
+                raise ConfigError(f"training.freeze: head {name!r} would stay at its random initialisation; a frozen "
+                                  f"head must come from a trained model (init_from)")
+
+    def _prepare_data(self) -> None:
+        tokenizer = self.model.encoder.text_tokenizer
+        prefix = self.model.encoder.prefix
+        self.train_sets, self.dev_sets, self.eval_sets = {}, {}, {}
+        for name, task in self.config.tasks.items():
+            existing = self.model.heads[name] if name in self.model.heads else None
+            train = read_split(self.config, name, task, task.train) if task.train else None
+            if train is not None and not train:
+                raise DataError(f"tasks.{name}.train: no examples in {task.train.path}")
+            if train is None and existing is None:
+                raise ConfigError(f"tasks.{name}.train: required (the head is new, so it needs training data)")
+            labels = existing.labels if existing is not None else build_labels(task.type, train)
+            if existing is not None and train is not None:
+                new = [lab for lab in build_labels(task.type, train) if lab not in existing.labels]
+                if new:
+                    raise DataError(f"tasks.{name}.train: labels {new} are not in the head loaded from init_from")
+            if existing is None:
+                in_dim = self.model.encoder.backbone.hidden_size if task.type == "token_classification" \
+                    else self.model.encoder.dimension
+                self.model.heads[name] = ClassificationHead(task.type, in_dim, labels, task.head.hidden_dim,
+                                                            task.head.dropout)
+            if train is not None and self.cfg.freeze != "all":
+                self.train_sets[name] = encode_set(name, "train", task.type, train, labels, tokenizer, prefix)
+            if task.dev:
+                dev = check_labels(name, task, read_split(self.config, name, task, task.dev), labels)
+                self.dev_sets[name] = encode_set(name, "dev", task.type, dev, labels, tokenizer, prefix)
+            for i, spec in enumerate(task.eval):
+                examples = check_labels(name, task, read_split(self.config, name, task, spec), labels)
+                self.eval_sets[(name, spec.name or f"eval{i}")] = encode_set(
+                    name, spec.name or f"eval{i}", task.type, examples, labels, tokenizer, prefix)
+        unknown = [t for t in self.model.heads if t not in self.config.tasks]
+        for name in unknown:  # heads from init_from that this config does not train or evaluate
+            del self.model.heads[name]
+
+    # -- logging --------------------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def evaluate_dev(self) -> dict[str, dict]:
+        results = {}
+        for name, encoded in self.dev_sets.items():
+            if self.cached_dev.get(name) is not None:
+                pred = fc.predict_cached(self.model, name, self.cached_dev[name])
+                results[name] = score_set(encoded.task_type, encoded.gold, pred, self.model.heads[name].labels)
+            else:
+                results[name] = evaluate_set(self.model, name, encoded, self.cfg.batch_size * 2)
+        return results
+
+    def selection_score(self, results: dict[str, dict]) -> float:
+        if not results:
+            return -self.last_loss
+        if self.cfg.select_metric == "mean":
+            return float(np.mean([main_metric(self.dev_sets[t].task_type, m) for t, m in results.items()]))
+        task, _, metric = self.cfg.select_metric.partition(".")
+        if task not in results or metric not in results[task]:
+            raise ConfigError(f"training.select_metric: {self.cfg.select_metric!r} is not among the dev metrics")
+        return float(results[task][metric])
+
+    # -- batches --------------------------------------------------------------------------------------
+    def batch_stream(self):
+        """Deterministic (task, batch) pairs for the whole run; replaying it is how --resume finds its place."""
+        cached = self.cached_train
+        rngs = {name: random.Random(f"{self.cfg.seed}-{name}") for name in self.train_sets}
+        pools: dict[str, list] = {name: [] for name in self.train_sets}
+
+        def next_batch(name: str):
+            if not pools[name]:
+                if name in cached:
+                    np_rng = np.random.default_rng(rngs[name].randrange(2**32))
+                    pools[name] = list(fc.cached_batches(cached[name], self.cfg.batch_size, np_rng))
+                else:
+                    lengths = [len(x) for x in self.train_sets[name].ids]
+                    pools[name] = bucketed_batches(lengths, self.cfg.batch_size, rngs[name])
+                pools[name].reverse()
+            return pools[name].pop()
+
+        epoch = 0
+        while True:
+            schedule = task_schedule(self.batches_per_task, self.cfg.sampling, self.cfg.temperature,
+                                     seed=self.cfg.seed * 1000 + epoch)
+            for name in schedule:
+                yield epoch, name, next_batch(name)
+            epoch += 1
+
+    def loss_on(self, name: str, batch) -> torch.Tensor:
+        head = self.model.heads[name]
+        if name in self.cached_train:
+            features, targets = fc.gather(self.cached_train[name], batch)
+            logits = head(features.to(self.model.encoder.device_))
+        else:
+            encoded = self.train_sets[name]
+            ids, mask = pad_batch([encoded.ids[i] for i in batch], self.model.encoder.text_tokenizer.pad_id)
+            device = self.model.encoder.device_
+            logits = self.model(ids.to(device), mask.to(device), [name])[name]
+            if head.reads_tokens:
+                targets = torch.full(ids.shape, IGNORE, dtype=torch.long)
+                for row, i in enumerate(batch):
+                    targets[row, : len(encoded.targets[i])] = torch.as_tensor(encoded.targets[i])
+            else:
+                targets = torch.as_tensor([encoded.targets[i] for i in batch], dtype=torch.long)
+        targets = targets.to(logits.device)
+        return nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                           ignore_index=IGNORE)
+
+    # -- the run --------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        started = time.perf_counter()
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        resuming = self.resume and has_trainer_state(self.output / "last")
+        if self.resume and not resuming:
+            print(f"polyhead: nothing to resume in {self.output}/last; starting fresh", file=sys.stderr)
+        if resuming:
+            self.config.init_from = str(self.output / "last")
+        self.model = build_model(self.config)
+        self._check_freeze() if not resuming else None
+        self._prepare_data()
+        frozen = apply_freeze(self.model, cfg.freeze)
+        trainable, total = count_parameters(self.model)
+        self.output.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            self.log_path.unlink(missing_ok=True)
+        (self.output / "config.json").write_text(json.dumps(config_to_dict(self.config), indent=2), encoding="utf-8")
+        encoder = self.model.encoder
+        print(f"polyhead: backbone {encoder.backbone.describe()}; precision {encoder.precision}; "
+              f"trainable {trainable:,} of {total:,} parameters; frozen: {', '.join(frozen) or 'nothing'}",
+              file=sys.stderr)
+
+        use_cache = cfg.freeze == "backbone" and cfg.cache_features
+        self.cached_train = {n: fc.compute_features(self.model, s, cfg.batch_size * 2)
+                             for n, s in self.train_sets.items()} if use_cache else {}
+        self.cached_dev = {n: fc.compute_features(self.model, s, cfg.batch_size * 2)
+                           for n, s in self.dev_sets.items()} if use_cache else {}
+        self.last_loss = math.inf
+        self.batches_per_task = {n: math.ceil(len(s) / cfg.batch_size) for n, s in self.train_sets.items()}
+        steps_per_epoch = len(task_schedule(self.batches_per_task, cfg.sampling, cfg.temperature, 0))
+        total_steps = 0 if cfg.freeze == "all" else (cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch)))
+        frozen_heads = self.config.frozen_heads()
+        before = {n: m for n, m in self.evaluate_dev().items() if n in frozen_heads} if frozen_heads else {}
+
+        summary = {"backbone": encoder.backbone.describe(), "precision": encoder.precision, "freeze": cfg.freeze,
+                   "trainable_parameters": trainable, "total_parameters": total, "total_steps": total_steps,
+                   "task_probabilities": task_probabilities(self.batches_per_task, cfg.sampling, cfg.temperature)
+                   if self.batches_per_task else {}}
+        if total_steps == 0:
+            results = self.evaluate_dev()
+            self.log({"type": "eval", "step": 0, "epoch": 0, "tasks": results})
+            self.model.save(self.output / "best", {"training": summary})
+            return self._finish(summary, results, 0, started, before)
+
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, cfg.lr, cfg.llrd, cfg.weight_decay, cfg.head_lr))
+        from transformers import get_linear_schedule_with_warmup
+
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+        step, best_score, best_step = 0, -math.inf, 0
+        if resuming:
+            meta = load_trainer_state(self.output / "last", optimizer, scheduler)
+            step, best_score, best_step = meta["step"], meta["best_score"], meta["best_step"]
+            print(f"polyhead: resuming at step {step} of {total_steps}", file=sys.stderr)
+        eval_every = cfg.eval_every or steps_per_epoch
+        stream = self.batch_stream()
+        for _ in range(step):
+            next(stream)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, unit="step", file=sys.stderr, disable=not self.show_progress,
+                   mininterval=1.0)
+        running: dict[str, list[float]] = {}
+        seen = 0
+        train_started = time.perf_counter()
+        self.model.train()
+        if cfg.freeze in ("backbone", "all") or use_cache:
+            encoder.transformer.eval()  # frozen encoder: no dropout, so it computes what the cache holds
+        results: dict = {}
+        while step < total_steps:
+            epoch, name, batch = next(stream)
+            with runtime.autocast(encoder.precision, encoder.device_):
+                loss = self.loss_on(name, batch) * cfg.loss_weights.get(name, 1.0)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(batch)
+            self.last_loss = float(loss.detach())
+            running.setdefault(name, []).append(self.last_loss)
+            if step % 10 == 0 or step == total_steps:
+                means = {t: round(float(np.mean(v)), 4) for t, v in running.items()}
+                self.log({"type": "train", "step": step, "epoch": epoch, "loss": means,
+                          "lr": optimizer.param_groups[-1]["lr"]})
+                bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()})
+                running = {}
+            bar.update(1)
+            if step % eval_every == 0 or step == total_steps:
+                results = self.evaluate_dev()
+                score = self.selection_score(results)
+                self.log({"type": "eval", "step": step, "epoch": epoch, "tasks": results, "select": score})
+                if score > best_score:
+                    best_score, best_step = score, step
+                    self.model.save(self.output / "best", {"training": {**summary, "step": step}})
+                self.model.save(self.output / "last", {"training": {**summary, "step": step}})
+                save_trainer_state(self.output / "last", optimizer, scheduler,
+                                   {"step": step, "best_score": best_score, "best_step": best_step})
+        bar.close()
+        train_seconds = time.perf_counter() - train_started
+        summary.update(best_step=best_step, best_score=best_score,
+                       train_sentences_per_s=round(seen / train_seconds, 2) if train_seconds else None)
+        best = MultiTaskModel.from_pretrained(self.output / "best", precision=cfg.precision)
+        self.model = best
+        self.cached_dev = {}
+        return self._finish(summary, self.evaluate_dev(), step, started, before)
+
+    def _finish(self, summary: dict, results: dict, step: int, started: float, before: dict) -> dict:
+        summary["dev"] = results
+        summary["eval"] = {f"{t}/{s}": evaluate_set(self.model, t, enc, self.cfg.batch_size * 2)
+                           for (t, s), enc in self.eval_sets.items()}
+        if before:
+            summary["frozen_heads"] = {n: {"before": main_metric(self.dev_sets[n].task_type, before[n]),
+                                           "after": main_metric(self.dev_sets[n].task_type, results[n])}
+                                       for n in before}
+        summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+        summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        summary["steps"] = step
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return summary
