@@ -48,7 +48,15 @@ def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        encoder.transformer.save_pretrained(str(tmp), safe_serialization=True)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            encoder.transformer.save_pretrained(str(tmp))
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         encoder.tokenizer.save_pretrained(str(tmp))
         dim = encoder.backbone.hidden_size
         modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

@@ -95,20 +95,36 @@ def _read_meta(folder: Path) -> dict:
     return {}
 
 
+POOLER_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "camembert"}
+
+
 def _load_pretrained(source: str, *, local_only: bool, attn: str | None) -> tuple[Any, Any]:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     kwargs: dict[str, Any] = {"local_files_only": local_only}
-    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
-    if not getattr(tokenizer, "is_fast", False):
-        raise BackboneError(f"backbone {source!r} has no fast tokenizer; polyhead needs offsets and word ids")
-    model_kwargs = dict(kwargs)
-    if attn:
-        model_kwargs["attn_implementation"] = attn
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # load reports about unused pooler weights are noise here
+    hf_logging.disable_progress_bar()
     try:
-        model = AutoModel.from_pretrained(source, **model_kwargs)
-    except (ValueError, ImportError):
-        model = AutoModel.from_pretrained(source, **kwargs)  # architecture without SDPA support
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
+        if not getattr(tokenizer, "is_fast", False):
+            raise BackboneError(f"backbone {source!r} has no fast tokenizer; polyhead needs offsets and word ids")
+        config = AutoConfig.from_pretrained(source, **kwargs)
+        model_kwargs = dict(kwargs)
+        if config.model_type in POOLER_MODEL_TYPES:
+            model_kwargs["add_pooling_layer"] = False  # polyhead pools itself; the pooler is never used
+        if attn:
+            model_kwargs["attn_implementation"] = attn
+        try:
+            model = AutoModel.from_pretrained(source, **model_kwargs)
+        except (ValueError, ImportError):
+            model_kwargs.pop("attn_implementation", None)  # architecture without SDPA support
+            model = AutoModel.from_pretrained(source, **model_kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 
@@ -121,8 +137,8 @@ def _load_from_hub(name: str, attn: str | None) -> tuple[Any, Any, str]:
         errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if not hub_reachable():
         raise BackboneError(
-            f"cannot load backbone {name!r}: it is not a known alias or local folder, not in the local Hugging Face "
-            f"cache, and the hub is unreachable (offline). Use a local folder, or an alias: {', '.join(sorted(ALIASES))}"
+            f"cannot load backbone {name!r}: it is not in the local Hugging Face cache and the hub is unreachable "
+            f"(offline). Use a local folder, or an alias: {', '.join(sorted(ALIASES))}"
         )
     try:
         model, tok = _load_pretrained(name, local_only=False, attn=attn)
@@ -163,7 +179,7 @@ def _load_default(attn: str | None) -> Backbone:
     try:
         backbone = load_backbone(DEFAULT_BACKBONE, attn_implementation=attn)
     except BackboneError as first:
-        reason = str(first).split(":")[0]
+        reason = str(first).split(": ", 1)[-1].split(". ")[0]
         for fallback in ("multilingual-e5-small", "minilm-l6"):
             try:
                 backbone = load_backbone(fallback, attn_implementation=attn)
@@ -171,7 +187,7 @@ def _load_default(attn: str | None) -> Backbone:
                 continue
             print(
                 f"polyhead: using backbone {fallback} ({backbone.source}) because the default "
-                f"{DEFAULT_BACKBONE} is not available offline ({reason})",
+                f"{DEFAULT_BACKBONE} cannot be loaded: {reason}",
                 file=sys.stderr,
             )
             return backbone

