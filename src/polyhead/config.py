@@ -151,7 +151,19 @@ def apply_override(data: dict, assignment: str) -> None:
         raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from exc
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+def select_tasks(data: dict, only: list[str]) -> None:
+    """Keep only the named tasks (and their loss weights): single-task baselines from a joint config."""
+    tasks = data.get("tasks") or {}
+    unknown = [name for name in only if name not in tasks]
+    if unknown:
+        raise ConfigError(f"--only {','.join(unknown)}: no such task; the config has {', '.join(tasks)}")
+    data["tasks"] = {name: tasks[name] for name in only}
+    weights = (data.get("training") or {}).get("loss_weights")
+    if isinstance(weights, dict):
+        data["training"]["loss_weights"] = {k: v for k, v in weights.items() if k in only}
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, only: list[str] | None = None) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -166,6 +178,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
     for assignment in overrides or []:
         apply_override(data, assignment)
+    if only:
+        select_tasks(data, only)
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:

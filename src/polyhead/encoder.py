@@ -134,6 +134,8 @@ class SentenceEncoder(nn.Module):
         self.last_truncated = tokens.truncated
         batches = plan_batches([len(ids) for ids in tokens.ids], batch_size, max_tokens)
         progress = _progress(len(texts), show_progress)
+        was_training = self.training
+        self.eval()  # dropout off, whatever mode a surrounding training loop left the module in
         with runtime.inference(self.precision, self.device_):
             for batch in batches:
                 ids, mask = pad_batch([tokens.ids[i] for i in batch], self.text_tokenizer.pad_id)
@@ -144,6 +146,7 @@ class SentenceEncoder(nn.Module):
                 out[batch] = emb.float().cpu().numpy()
                 if progress is not None:
                     progress.update(len(batch))
+        self.train(was_training)
         if progress is not None:
             progress.close()
         return out

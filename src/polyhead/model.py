@@ -1,6 +1,7 @@
 """MultiTaskModel: one shared SentenceEncoder plus any number of named heads; one encoder pass feeds them all."""
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,6 +24,7 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
+        self.eval()  # inference mode by default, like a loaded model; the trainer switches to train()
 
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -105,31 +107,71 @@ class MultiTaskModel(nn.Module):
         return model
 
 
-def word_spans(word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]]) -> dict[int, tuple[int, int, int]]:
-    """word id -> (first token index, char start, char end) over the tokens the model saw."""
+def word_spans(word_ids: Sequence[int | None], offsets: Sequence[tuple[int, int]], text: str | None = None,
+               shift: int = 0) -> dict[int, tuple[int, int, int]]:
+    """word id -> (first token index, char start, char end) over the tokens the model saw.
+
+    With `text` (the caller's string; `offsets` are `shift` characters ahead of it), a word is also cut where the
+    tokenizer cut a run of a script written without spaces (Chinese, Japanese, Thai...): SentencePiece tokenizers
+    (XLM-R, e5) see a whole unspaced clause as one word. Keys are then 0, 1, 2... in text order."""
     spans: dict[int, tuple[int, int, int]] = {}
+    groups, last_word = 0, None
     for position, word in enumerate(word_ids):
         if word is None:
             continue
         start, end = offsets[position]
-        if word not in spans:
-            spans[word] = (position, start, end)
+        if text is None:
+            key = word
         else:
-            first, s, e = spans[word]
-            spans[word] = (first, min(s, start), max(e, end))
+            if word != last_word or (start >= spans[groups - 1][2] and _unspaced_cut(text, start - shift)):
+                groups += 1
+            key = groups - 1
+        last_word = word
+        if key not in spans:
+            spans[key] = (position, start, end)
+        else:
+            first, s, e = spans[key]
+            spans[key] = (first, min(s, start), max(e, end))
     return spans
 
 
+# scripts written without spaces between words: Thai, Lao, Tibetan, Myanmar, Khmer, CJK punctuation, kana,
+# Bopomofo, CJK ideographs (and extensions, compatibility forms), halfwidth katakana
+_UNSPACED = ((0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3001, 0x30FF), (0x3100, 0x312F),
+             (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF61, 0xFF9F),
+             (0x20000, 0x3134F))
+
+
+def _unspaced(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _UNSPACED)
+
+
+def _unspaced_cut(text: str, i: int) -> bool:
+    """A token starting at text[i] inside a word: a word boundary when either side is an unspaced script."""
+    return 0 < i < len(text) and (_unspaced(text[i - 1]) or _unspaced(text[i]))
+
+
+def _invisible(ch: str) -> bool:
+    """Whitespace, and format characters (RLM/LRM, zero-width joiners, BOM) that some tokenizers keep in a word."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
 def decode_entities(text: str, probs: np.ndarray, labels: list[str], word_ids, offsets, shift: int) -> list[dict]:
-    """BIO tags on each word's first sub-word -> entity spans with offsets into the caller's string."""
+    """BIO tags on each word's first sub-word -> entity spans with offsets into the caller's string.
+
+    Spans never start or end with whitespace or format characters (RLM, ZWJ, BOM); runs of unspaced scripts
+    (Chinese, Japanese, Thai) are split into the tokenizer's pieces, see `word_spans`."""
     entities: list[dict] = []
     current: dict | None = None
-    for word, (first, start, end) in sorted(word_spans(word_ids, offsets).items()):
+    for word, (first, start, end) in sorted(word_spans(word_ids, offsets, text, shift).items()):
         best = int(probs[first].argmax())
         tag, score = labels[best], float(probs[first][best])
-        start, end = max(start - shift, 0), max(end - shift, 0)
-        while start < end and text[start].isspace():  # some tokenizers count the space before a word
+        start, end = max(start - shift, 0), min(max(end - shift, 0), len(text))
+        while start < end and _invisible(text[start]):  # some tokenizers count the space before a word
             start += 1
+        while end > start and _invisible(text[end - 1]):
+            end -= 1
         if end <= start:
             continue
         kind = tag[2:] if tag[:2] in ("B-", "I-") else None

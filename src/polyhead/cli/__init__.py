@@ -32,7 +32,7 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-from polyhead.cli import demo_cmd, encode_cmds, model_cmds  # noqa: E402,F401  (registers commands)
+from polyhead.cli import demo_cmd, encode_cmds, model_cmds, multilingual_cmds, study_cmd  # noqa: E402,F401  (registers commands)
 
 
 def main() -> None:

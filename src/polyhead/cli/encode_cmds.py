@@ -164,9 +164,9 @@ def encode(
     else:
         writer.close()
         typer.echo(f"wrote {count} x {encoder.dimension} embeddings to {output}")
-    rate = f"{count / seconds:.1f} texts/s" if seconds > 0 and count else "-"
+    rate = f"; {count / seconds:.0f} texts/s" if seconds > 0 and count >= 100 else ""  # tiny runs time warm-up
     typer.echo(f"backbone: {encoder.backbone.describe()}; pooling {encoder.pooling.mode}, "
-               f"normalize {encoder.normalize}, max_length {encoder.max_length}, precision {encoder.precision}; "
+               f"normalize {encoder.normalize}, max_length {encoder.max_length}, precision {encoder.precision}"
                f"{rate}", err=True)
     if truncated:
         typer.echo(f"note: {truncated} of {count} texts were longer than {encoder.max_length} tokens and were "

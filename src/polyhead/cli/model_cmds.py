@@ -16,12 +16,13 @@ def train(
     config: Path = typer.Argument(..., help="The run's YAML config (see configs/)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (overrides the config's `output`)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.epochs=1 (repeatable)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Train only these tasks (comma-separated): single-task baselines."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <output>/last."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with per-task loss."),
 ) -> None:
     from polyhead.config import load_config
 
-    run_config = load_config(config, set_)
+    run_config = load_config(config, set_, only.split(",") if only else None)
     quiet_libraries()
     from polyhead.reporting import print_summary
     from polyhead.training.loop import Trainer
@@ -38,6 +39,7 @@ def eval_(
     config: Path = typer.Option(..., "--config", "-c", help="The YAML config naming the data sets."),
     split: str = typer.Option("dev", help="dev | test: which split of each task (plus its extra `eval` sets)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Evaluate only these tasks (comma-separated)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
 ) -> None:
@@ -45,7 +47,7 @@ def eval_(
 
     if split not in ("dev", "test"):
         fail(f"--split must be dev or test, got {split!r}")
-    run_config = load_config(config, set_)
+    run_config = load_config(config, set_, only.split(",") if only else None)
     if not model.is_dir():
         fail(f"--model {model}: not a folder")
     quiet_libraries()

@@ -247,9 +247,7 @@ class Trainer:
         running: dict[str, list[float]] = {}
         seen = 0
         train_started = time.perf_counter()
-        self.model.train()
-        if cfg.freeze in ("backbone", "all") or use_cache:
-            encoder.transformer.eval()  # frozen encoder: no dropout, so it computes what the cache holds
+        self._train_mode()
         results: dict = {}
         while step < total_steps:
             epoch, name, batch = next(stream)
@@ -282,6 +280,7 @@ class Trainer:
                 self.model.save(self.output / "last", {"training": {**summary, "step": step}})
                 save_trainer_state(self.output / "last", optimizer, scheduler,
                                    {"step": step, "best_score": best_score, "best_step": best_step})
+                self._train_mode()
         bar.close()
         train_seconds = time.perf_counter() - train_started
         summary.update(best_step=best_step, best_score=best_score,
@@ -290,6 +289,11 @@ class Trainer:
         self.model = best
         self.cached_dev = {}
         return self._finish(summary, self.evaluate_dev(), step, started, before)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.freeze in ("backbone", "all"):
+            self.model.encoder.transformer.eval()  # frozen encoder: no dropout, it computes what a cache holds
 
     def _finish(self, summary: dict, results: dict, step: int, started: float, before: dict) -> dict:
         summary["dev"] = results
@@ -303,4 +307,10 @@ class Trainer:
         summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         summary["steps"] = step
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        try:  # loss / dev-metric curves and confusion matrices as PNG next to metrics.jsonl
+            from polyhead.plots import plot_run
+
+            plot_run(self.output)
+        except Exception as exc:  # noqa: BLE001 - a plotting failure must never fail a finished run
+            print(f"polyhead: warning: plots not written ({type(exc).__name__}: {exc})", file=sys.stderr)
         return summary
