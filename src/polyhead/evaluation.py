@@ -35,7 +35,20 @@ def token_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict:
         "n": len(gold),
         "per_class": {k: {m: round(float(v), 4) for m, v in row.items()} for k, row in report.items()
                       if not k.endswith("avg")},
+        "confusion": tag_confusion(gold, pred),
     }
+
+
+def tag_confusion(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """Word-level tag confusion (gold rows, predicted columns): O first, then B-/I- of each entity type."""
+    from sklearn.metrics import confusion_matrix
+
+    flat_gold = [t for tags in gold for t in tags]
+    flat_pred = [t for g, tags in zip(gold, pred) for t in list(tags)[: len(g)]]
+    labels = sorted(set(flat_gold) | set(flat_pred), key=lambda t: (t != "O", t[2:], t[:2]))
+    if not flat_gold:
+        return {"labels": labels, "matrix": []}
+    return {"labels": labels, "matrix": confusion_matrix(flat_gold, flat_pred, labels=labels).tolist()}
 
 
 def main_metric(task_type: str, metrics: dict) -> float:

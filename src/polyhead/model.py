@@ -44,9 +44,10 @@ class MultiTaskModel(nn.Module):
 
     # -- prediction -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, texts: Iterable[str], batch_size: int = 32, tasks: Sequence[str] | None = None,
+    def predict(self, texts: Iterable[str], batch_size: int | None = None, tasks: Sequence[str] | None = None,
                 max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
-        """One dict per text: {"text", <sentence task>: {"label", "score"}, <token task>: [entities]}."""
+        """One dict per text: {"text", <sentence task>: {"label", "score"}, <token task>: [entities]}.
+        Batches: length-sorted, at most `max_tokens` tokens and (when given) `batch_size` texts each."""
         texts = check_texts(texts)
         tasks = list(tasks or self.heads)
         unknown = [t for t in tasks if t not in self.heads]
@@ -59,7 +60,8 @@ class MultiTaskModel(nn.Module):
         was_training = self.training
         self.eval()
         with runtime.inference(enc.precision, enc.device_):
-            for batch in plan_batches([len(x) for x in tokens.ids], batch_size, max_tokens):
+            for batch in plan_batches([len(x) for x in tokens.ids],
+                                      32 if batch_size is None and max_tokens is None else batch_size, max_tokens):
                 ids, mask = pad_batch([tokens.ids[i] for i in batch], enc.text_tokenizer.pad_id)
                 logits = self(ids.to(enc.device_), mask.to(enc.device_), tasks)
                 for name in tasks:

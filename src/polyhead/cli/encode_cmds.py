@@ -123,7 +123,7 @@ def encode(
     pooling: Optional[str] = typer.Option(None, help="mean | cls | max | mean_sqrt_len (default: the model's, else mean)."),
     normalize: Optional[bool] = typer.Option(None, "--normalize/--no-normalize", help="L2-normalise embeddings (default: the model's, else on)."),
     prefix: Optional[str] = typer.Option(None, help="Text prepended to every input (e5 models default to 'query: ')."),
-    batch_size: int = typer.Option(64, min=1, help="Maximum texts per forward pass (batches are also capped by tokens)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Maximum texts per forward pass (default: as many as fit the token budget; batches are always capped by tokens)."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16 (auto = bf16 where the CPU/GPU runs it fast)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .npy (float32 N x D) or .jsonl ({text, embedding} a line)."),
 ) -> None:

@@ -1,9 +1,11 @@
 """Tokenisation with the fast backend, length-sorted batches under a token budget, and padding."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 
@@ -39,9 +41,13 @@ class TextTokenizer:
         )
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int | None = None) -> list[list[int]]:
     """Indices grouped longest-first so that each batch pads little; a batch holds at most `batch_size`
-    items and, when `max_tokens` is set, at most that many tokens including padding."""
+    items (None: no cap on items) and, when `max_tokens` is set, at most that many tokens including padding."""
+    if batch_size is None:
+        if max_tokens is None:
+            raise ValueError("plan_batches needs batch_size or max_tokens")
+        batch_size = max(1, int(max_tokens))
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -60,10 +66,11 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max((len(s) for s in sequences), default=0)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
+    # Built in numpy and handed to torch once: per-row tensor copies cost more than the model on small batches.
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    width = int(lengths.max()) if len(lengths) else 0
+    mask = np.arange(width)[None, :] < lengths[:, None]
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    if width:
+        ids[mask] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))

@@ -10,6 +10,7 @@ import torch
 
 from polyhead import runtime
 from polyhead.data.batching import pad_batch, plan_batches
+from polyhead.encoder import DEFAULT_MAX_TOKENS
 from polyhead.training.data_prep import IGNORE, EncodedSet
 
 
@@ -30,14 +31,16 @@ class CachedSet:
 
 
 @torch.no_grad()
-def compute_features(model, encoded: EncodedSet, batch_size: int = 64) -> CachedSet:
+def compute_features(model, encoded: EncodedSet, batch_size: int | None = None) -> CachedSet:
+    """One inference pass over a split (bf16 weights under precision bf16), in length-sorted batches of at most
+    DEFAULT_MAX_TOKENS tokens and, when given, `batch_size` examples."""
     enc = model.encoder
     token_task = encoded.task_type == "token_classification"
     per_example: list[torch.Tensor | None] = [None] * len(encoded)
     was_training = model.training
     model.eval()
     with runtime.inference(enc.precision, enc.device_):
-        for batch in plan_batches([len(x) for x in encoded.ids], batch_size, 16384):
+        for batch in plan_batches([len(x) for x in encoded.ids], batch_size, DEFAULT_MAX_TOKENS):
             ids, mask = pad_batch([encoded.ids[i] for i in batch], enc.text_tokenizer.pad_id)
             ids, mask = ids.to(enc.device_), mask.to(enc.device_)
             states = enc.token_states(ids, mask)

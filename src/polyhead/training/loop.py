@@ -53,6 +53,16 @@ def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) ->
     return batches
 
 
+def make_adamw(groups) -> torch.optim.Optimizer:
+    """AdamW with torch's fused kernel where it has one for these tensors (CPU and CUDA): one pass over memory
+    per step instead of ~10 small ops per parameter tensor (about 10x faster steps on CPU), the same update."""
+    groups = list(groups)
+    try:
+        return torch.optim.AdamW(groups, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups)
+
+
 class Trainer:
     def __init__(self, config: RunConfig, output: str | Path | None = None, resume: bool = False,
                  show_progress: bool = True) -> None:
@@ -206,10 +216,12 @@ class Trainer:
               file=sys.stderr)
 
         use_cache = cfg.freeze == "backbone" and cfg.cache_features
-        self.cached_train = {n: fc.compute_features(self.model, s, cfg.batch_size * 2)
+        cache_started = time.perf_counter()
+        self.cached_train = {n: fc.compute_features(self.model, s)
                              for n, s in self.train_sets.items()} if use_cache else {}
-        self.cached_dev = {n: fc.compute_features(self.model, s, cfg.batch_size * 2)
+        self.cached_dev = {n: fc.compute_features(self.model, s)
                            for n, s in self.dev_sets.items()} if use_cache else {}
+        cache_seconds = time.perf_counter() - cache_started
         self.last_loss = math.inf
         self.batches_per_task = {n: math.ceil(len(s) / cfg.batch_size) for n, s in self.train_sets.items()}
         steps_per_epoch = len(task_schedule(self.batches_per_task, cfg.sampling, cfg.temperature, 0))
@@ -227,7 +239,7 @@ class Trainer:
             self.model.save(self.output / "best", {"training": summary})
             return self._finish(summary, results, 0, started, before)
 
-        optimizer = torch.optim.AdamW(parameter_groups(self.model, cfg.lr, cfg.llrd, cfg.weight_decay, cfg.head_lr))
+        optimizer = make_adamw(parameter_groups(self.model, cfg.lr, cfg.llrd, cfg.weight_decay, cfg.head_lr))
         from transformers import get_linear_schedule_with_warmup
 
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
@@ -245,11 +257,12 @@ class Trainer:
         bar = tqdm(total=total_steps, initial=step, unit="step", file=sys.stderr, disable=not self.show_progress,
                    mininterval=1.0)
         running: dict[str, list[float]] = {}
-        seen = 0
+        seen, step_seconds = 0, 0.0  # step_seconds: optimisation only, without evaluations and checkpoints
         train_started = time.perf_counter()
         self._train_mode()
         results: dict = {}
         while step < total_steps:
+            tick = time.perf_counter()
             epoch, name, batch = next(stream)
             with runtime.autocast(encoder.precision, encoder.device_):
                 loss = self.loss_on(name, batch) * cfg.loss_weights.get(name, 1.0)
@@ -270,6 +283,7 @@ class Trainer:
                 bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()})
                 running = {}
             bar.update(1)
+            step_seconds += time.perf_counter() - tick
             if step % eval_every == 0 or step == total_steps:
                 results = self.evaluate_dev()
                 score = self.selection_score(results)
@@ -284,10 +298,13 @@ class Trainer:
         bar.close()
         train_seconds = time.perf_counter() - train_started
         summary.update(best_step=best_step, best_score=best_score,
-                       train_sentences_per_s=round(seen / train_seconds, 2) if train_seconds else None)
+                       train_sentences_per_s=round(seen / train_seconds, 2) if train_seconds else None,
+                       step_sentences_per_s=round(seen / step_seconds, 2) if step_seconds else None,
+                       train_seconds=round(train_seconds, 2), feature_cache_seconds=round(cache_seconds, 2))
         best = MultiTaskModel.from_pretrained(self.output / "best", precision=cfg.precision)
         self.model = best
-        self.cached_dev = {}
+        if cfg.freeze != "backbone":  # a frozen encoder reloads identical, so its cached dev features stay valid
+            self.cached_dev = {}
         return self._finish(summary, self.evaluate_dev(), step, started, before)
 
     def _train_mode(self) -> None:

@@ -1,0 +1,30 @@
+"""Slow: the issue's joint config on the real sets (small limits), then predict. Run with `make test-slow`."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO, need_data
+from polyhead.config import load_config
+from polyhead.model import MultiTaskModel
+from polyhead.training.loop import Trainer
+
+pytestmark = pytest.mark.slow
+
+
+def test_joint_training_on_real_data_finds_eu_as_org(tmp_path, monkeypatch):
+    need_data("ner", "conll2003", "train.txt")
+    monkeypatch.chdir(REPO)  # the config's data paths are relative to the repository root
+    config = load_config(REPO / "configs" / "demo.yaml", [
+        "training.epochs=1", "training.eval_every=0", "tasks.ner.train.limit=1500",
+        "tasks.sentiment.train.limit=1000", "tasks.ner.dev.limit=300", "tasks.sentiment.dev.limit=300",
+        f"output={tmp_path / 'run'}"])
+    summary = Trainer(config, show_progress=False).run()
+    assert summary["dev"]["ner"]["f1"] > 0.5
+    assert summary["dev"]["topic"]["accuracy"] > 0.5
+    assert summary["dev"]["sentiment"]["accuracy"] > 0.6
+    model = MultiTaskModel.from_pretrained(tmp_path / "run" / "best")
+    text = "EU rejects German call to boycott British lamb."
+    result = model.predict([text])[0]
+    eu = [e for e in result["ner"] if e["text"] == "EU"]
+    assert eu and eu[0]["label"] == "ORG" and (eu[0]["start"], eu[0]["end"]) == (0, 2)
+    assert result["topic"]["label"] and result["sentiment"]["label"] in {"0", "1"}
