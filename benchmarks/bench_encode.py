@@ -71,14 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(common.MODELS))
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--n", type=int, default=None, help="sentences (default 4000 for MiniLM, 1000 for distilmbert)")
+    parser.add_argument("--n", type=int, default=None, help="sentences (default 2000 for MiniLM, 500 for distilmbert)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     common.quiet()
     for model in args.models:
         big = "distilmbert" in model
-        n = args.n or ((300 if big else 1000) if args.quick else (1000 if big else 4000))
+        n = args.n or ((300 if big else 1000) if args.quick else (500 if big else 2000))
         run(model, n, args.repeats or (2 if args.quick else 3), args.json)
 
 

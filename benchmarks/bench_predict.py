@@ -110,8 +110,8 @@ def main() -> None:
     common.quiet()
     for model in args.models:
         big = "distilmbert" in model
-        n = args.n or ((200 if big else 400) if args.quick else (500 if big else 1000))
-        run(model, n, args.repeats or (2 if args.quick else 3), args.json)
+        n = args.n or ((100 if big else 300) if args.quick else (300 if big else 1000))
+        run(model, n, args.repeats or (2 if args.quick or big else 3), args.json)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     common.quiet()
-    sizes = args.lines or ([2000, 20000] if args.quick else [20000, 200000])
+    sizes = args.lines or ([5000, 15000] if args.quick else [20000, 200000])
     run(args.model, sizes, args.json)
 
 

@@ -147,7 +147,7 @@ def main() -> None:
     common.quiet()
     for model in args.models:
         big = "distilmbert" in model
-        steps = args.steps or ((10 if big else 20) if args.quick else (20 if big else 40))
+        steps = args.steps or ((10 if big else 20) if args.quick else (10 if big else 30))
         run(model, steps, args.repeats or (1 if args.quick or big else 2), args.json)
 
 

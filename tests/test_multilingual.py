@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, data_dir, need_data, run_cli
+from conftest import REPO, need_data, run_cli
 from polyhead import MultiTaskModel, SentenceEncoder
 from polyhead.backbones import Backbone, load_backbone
 from polyhead.config import RunConfig, load_config

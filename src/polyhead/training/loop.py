@@ -244,6 +244,7 @@ class Trainer:
 
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
         step, best_score, best_step = 0, -math.inf, 0
+        best_results: dict | None = None  # dev metrics of the best checkpoint, so it need not be re-evaluated
         if resuming:
             meta = load_trainer_state(self.output / "last", optimizer, scheduler)
             step, best_score, best_step = meta["step"], meta["best_score"], meta["best_step"]
@@ -289,7 +290,7 @@ class Trainer:
                 score = self.selection_score(results)
                 self.log({"type": "eval", "step": step, "epoch": epoch, "tasks": results, "select": score})
                 if score > best_score:
-                    best_score, best_step = score, step
+                    best_score, best_step, best_results = score, step, results
                     self.model.save(self.output / "best", {"training": {**summary, "step": step}})
                 self.model.save(self.output / "last", {"training": {**summary, "step": step}})
                 save_trainer_state(self.output / "last", optimizer, scheduler,
@@ -305,7 +306,7 @@ class Trainer:
         self.model = best
         if cfg.freeze != "backbone":  # a frozen encoder reloads identical, so its cached dev features stay valid
             self.cached_dev = {}
-        return self._finish(summary, self.evaluate_dev(), step, started, before)
+        return self._finish(summary, best_results or self.evaluate_dev(), step, started, before)
 
     def _train_mode(self) -> None:
         self.model.train()
