@@ -82,6 +82,23 @@ def test_bf16_copy_follows_weight_updates(tiny_bf16):
     assert (after * fp32).sum(1).min() > 0.99  # and tracks the updated fp32 weights
 
 
+def test_bf16_copy_follows_fused_adamw_training(tiny_bf16):
+    # fused AdamW (the trainer's optimizer) updates weights without bumping tensor versions: the copy must
+    # still be rebuilt after a train() -> step -> eval() cycle, or training-time evaluation sees old weights
+    enc = tiny_bf16
+    before = enc.encode(FALLBACK_SENTENCES)
+    optimizer = torch.optim.AdamW(enc.transformer.parameters(), lr=0.05, fused=True)
+    enc.train()
+    ids, mask = pad_batch(enc.text_tokenizer(FALLBACK_SENTENCES).ids, enc.text_tokenizer.pad_id)
+    enc.token_states(ids, mask).pow(2).mean().backward()
+    optimizer.step()
+    enc.eval()
+    after = enc.encode(FALLBACK_SENTENCES)
+    fp32 = SentenceEncoder(enc.backbone, precision="fp32").encode(FALLBACK_SENTENCES)
+    assert np.abs(after - before).max() > 1e-3
+    assert (after * fp32).sum(1).min() > 0.99
+
+
 def test_bf16_encode_is_close_to_fp32_per_sentence_on_real_text(minilm_fp32):
     sentences = real_sentences(300) + FALLBACK_SENTENCES
     bf16 = SentenceEncoder.from_pretrained("minilm-l6", precision="bf16")

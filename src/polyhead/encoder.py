@@ -98,6 +98,14 @@ class SentenceEncoder(nn.Module):
             encoder.load_projection(folder)
         return encoder
 
+    def train(self, mode: bool = True) -> "SentenceEncoder":
+        # Entering training drops the bf16 inference copy: the next inference rebuilds it from the trained
+        # weights. Tensor versions alone cannot tell, since torch's fused AdamW updates in place without
+        # bumping them.
+        if mode:
+            self._bf16_weights.clear()
+        return super().train(mode)
+
     # -- forward --------------------------------------------------------------------------------------
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.precision == "bf16" and torch.is_inference_mode_enabled():

@@ -120,7 +120,8 @@ def inference(precision: str, device: torch.device | str) -> Iterator[None]:
 class LowPrecisionWeights:
     """A bf16 copy of a module's floating-point parameters and buffers, for inference through
     `torch.func.functional_call`. The fp32 module stays the one that trains and saves; the copy is rebuilt
-    whenever a parameter changed since (optimizer steps and load_state_dict bump tensor versions)."""
+    when a parameter was replaced or its version moved (load_state_dict, plain optimizer steps), and dropped
+    by `clear()`, which SentenceEncoder.train() calls: torch's fused AdamW does NOT bump tensor versions."""
 
     def __init__(self, dtype: torch.dtype = torch.bfloat16) -> None:
         self.dtype = dtype
