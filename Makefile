@@ -16,5 +16,5 @@ demo: setup
 # Speed goals P1-P5 (docs/performance.md): polyhead vs its anchors, interleaved in one command. ~10 min on 2 cores.
 # `make bench QUICK=1` for a smoke run; BENCH_ARGS passes more options (e.g. --only encode --models minilm-l6).
 bench: setup
-	.venv/bin/python -c "import sentence_transformers" 2>/dev/null || .venv/bin/python -m pip install -q -e ".[bench]"
+	.venv/bin/python -c "import sentence_transformers, psutil" 2>/dev/null || .venv/bin/python -m pip install -q -e ".[bench]"
 	.venv/bin/python benchmarks/run_all.py $(if $(QUICK),--quick) $(BENCH_ARGS)
