@@ -33,7 +33,12 @@ sys.exit(code)
 
 
 def make_file(path: Path, lines: int) -> None:
+    """SST-2 and SIB-200 sentences, shuffled once with a fixed seed, then repeated: every file size has the same
+    mix of lengths (a first-N cut of the files in order would give the larger file longer texts)."""
+    import random
+
     pool = common.sst2_sentences(10 ** 6) + common.sib_sentences(10 ** 6)
+    random.Random(0).shuffle(pool)
     with open(path, "w", encoding="utf-8") as fh:
         for text in itertools.islice(itertools.cycle(pool), lines):
             fh.write(text.replace("\n", " ") + "\n")

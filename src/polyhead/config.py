@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -37,6 +37,9 @@ class DataSpec(Strict):
 class HeadOptions(Strict):
     hidden_dim: Optional[int] = Field(default=None, ge=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # token heads: also read each word's capitalisation (polyhead.data.word_shape); auto = when the tokenizer
+    # lowercases (an uncased model cannot see "EU" vs "eu" otherwise)
+    case_features: Union[bool, Literal["auto"]] = "auto"
 
 
 class TaskConfig(Strict):

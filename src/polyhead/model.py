@@ -11,6 +11,7 @@ from torch import nn
 
 from polyhead import runtime
 from polyhead.data.batching import pad_batch, plan_batches
+from polyhead.data.word_shape import token_shapes, words_from_offsets
 from polyhead.encoder import DEFAULT_MAX_TOKENS, SentenceEncoder, check_texts
 from polyhead.errors import PolyheadError
 from polyhead.heads import ClassificationHead
@@ -28,19 +29,23 @@ class MultiTaskModel(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Logits per task: (B, C) for sentence heads, (B, T, C) for token heads, from ONE encoder pass."""
+                tasks: Sequence[str] | None = None, shapes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits per task: (B, C) for sentence heads, (B, T, C) for token heads, from ONE encoder pass.
+        `shapes` (B, T): word-shape ids, read by token heads with case_features."""
         states = self.encoder.token_states(input_ids, attention_mask)
         pooled = None
         logits = {}
         for name in tasks or list(self.heads):
             head = self.heads[name]
             if head.reads_tokens:
-                logits[name] = head(states)
+                logits[name] = head(states, shapes)
             else:
                 pooled = self.encoder.pool(states, attention_mask) if pooled is None else pooled
                 logits[name] = head(pooled)
         return logits
+
+    def reads_shapes(self, tasks: Sequence[str] | None = None) -> bool:
+        return any(self.heads[t].case_features for t in (tasks or list(self.heads)))
 
     # -- prediction -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -54,7 +59,8 @@ class MultiTaskModel(nn.Module):
         if unknown:
             raise PolyheadError(f"unknown task(s) {unknown}; this model has {list(self.heads)}")
         enc = self.encoder
-        tokens = enc.text_tokenizer(enc._with_prefix(texts, None))
+        prefixed = enc._with_prefix(texts, None)
+        tokens = enc.text_tokenizer(prefixed)
         shift = len(enc.prefix or "")
         results: list[dict] = [{"text": t} for t in texts]
         was_training = self.training
@@ -63,7 +69,11 @@ class MultiTaskModel(nn.Module):
             for batch in plan_batches([len(x) for x in tokens.ids],
                                       32 if batch_size is None and max_tokens is None else batch_size, max_tokens):
                 ids, mask = pad_batch([tokens.ids[i] for i in batch], enc.text_tokenizer.pad_id)
-                logits = self(ids.to(enc.device_), mask.to(enc.device_), tasks)
+                shapes = None
+                if self.reads_shapes(tasks):
+                    shapes = pad_batch([token_shapes(tokens.word_ids[i], words_from_offsets(
+                        prefixed[i], tokens.word_ids[i], tokens.offsets[i])) for i in batch], 0)[0]
+                logits = self(ids.to(enc.device_), mask.to(enc.device_), tasks, shapes)
                 for name in tasks:
                     probs = logits[name].float().softmax(-1).cpu().numpy()
                     labels = self.heads[name].labels

@@ -46,6 +46,15 @@ class Backbone:
             limits.append(int(pos) - offset)
         return min(limits)
 
+    @property
+    def lowercases(self) -> bool:
+        """True when the tokenizer maps capitals away (uncased WordPiece): 'EU' and 'eu' give the same ids."""
+        try:  # ask the normalizer, not the vocabulary: a small vocab maps both spellings to [UNK]
+            normalizer = self.tokenizer.backend_tokenizer.normalizer
+            return normalizer is not None and normalizer.normalize_str("EU Paris") == "eu paris"
+        except Exception:  # noqa: BLE001 - a tokenizer without a fast backend: assume it keeps case
+            return False
+
     def describe(self) -> str:
         kind = "pretrained" if self.pretrained else "RANDOMLY INITIALISED"
         return f"{self.name} ({kind}, from {self.source})"

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from polyhead.config import DataSpec, RunConfig, TaskConfig, resolve_data_path
 from polyhead.data.batching import TextTokenizer
+from polyhead.data.word_shape import token_shapes
 from polyhead.data.readers import SentenceExample, TokenExample, read_sentence_examples, read_token_examples
 from polyhead.errors import DataError
 
@@ -24,6 +25,7 @@ class EncodedSet:
     gold: list  # sentence: label string; token: list of word tags
     first_token: list[list[int]] = field(default_factory=list)  # token tasks: first sub-word per word, -1 if cut
     sources: list[str] = field(default_factory=list)
+    shapes: list[list[int]] = field(default_factory=list)  # token tasks: word-shape id per token position
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -81,8 +83,9 @@ def encode_set(task_name: str, split: str, task_type: str, examples: list, label
     prefix_words = (prefix or "").split()
     words = [prefix_words + list(ex.tokens) for ex in examples]
     tokens = tokenizer(words, pretokenized=True)
-    targets, firsts = [], []
-    for ex, word_ids in zip(examples, tokens.word_ids):
+    targets, firsts, shapes = [], [], []
+    for ex, word_ids, ex_words in zip(examples, tokens.word_ids, words):
+        shapes.append(token_shapes(word_ids, ex_words))
         first = [-1] * len(ex.tokens)
         row = [IGNORE] * len(word_ids)
         previous = None
@@ -96,4 +99,4 @@ def encode_set(task_name: str, split: str, task_type: str, examples: list, label
         targets.append(row)
         firsts.append(first)
     return EncodedSet(task_name, split, task_type, tokens.ids, targets, [ex.tags for ex in examples], firsts,
-                      [ex.source for ex in examples])
+                      [ex.source for ex in examples], shapes)

@@ -16,8 +16,9 @@ from polyhead.training.data_prep import IGNORE, EncodedSet
 
 class CachedSet:
     def __init__(self, encoded: EncodedSet, features: torch.Tensor, targets: torch.Tensor,
-                 rows_per_example: list[int]) -> None:
+                 rows_per_example: list[int], shapes: torch.Tensor | None = None) -> None:
         self.encoded = encoded
+        self.shapes = shapes  # token tasks: word-shape id of each row (heads with case_features read it)
         self.features = features  # (rows, H)
         self.targets = targets  # (rows,)
         self.rows_per_example = rows_per_example  # token tasks: labelled words kept per example
@@ -57,22 +58,27 @@ def compute_features(model, encoded: EncodedSet, batch_size: int | None = None) 
         features = torch.stack(per_example) if per_example else torch.zeros(0, enc.dimension)
         targets = torch.tensor(encoded.targets, dtype=torch.long)
         return CachedSet(encoded, features, targets, [1] * len(encoded))
-    targets = []
+    targets, shapes = [], []
     for i in range(len(encoded)):
         targets.extend(encoded.targets[i][f] for f in encoded.first_token[i] if f >= 0)
+        if encoded.shapes:
+            shapes.extend(encoded.shapes[i][f] for f in encoded.first_token[i] if f >= 0)
     features = torch.cat(per_example) if per_example else torch.zeros(0, enc.backbone.hidden_size)
     rows = [int(t.shape[0]) for t in per_example]
-    return CachedSet(encoded, features, torch.tensor(targets, dtype=torch.long), rows)
+    return CachedSet(encoded, features, torch.tensor(targets, dtype=torch.long), rows,
+                     torch.tensor(shapes, dtype=torch.long) if encoded.shapes else None)
 
 
-def gather(cached: CachedSet, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def gather(cached: CachedSet, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(features, targets, word shapes or None) of the batch's rows."""
     if cached.encoded.task_type != "token_classification":
         index = torch.as_tensor(batch, dtype=torch.long)
-        return cached.features[index], cached.targets[index]
+        return cached.features[index], cached.targets[index], None
     rows = cached.example_rows()
     index = torch.as_tensor(np.concatenate([np.arange(rows[i].start, rows[i].stop) for i in batch]),
                             dtype=torch.long)
-    return cached.features[index], cached.targets[index]
+    shapes = cached.shapes[index] if cached.shapes is not None else None
+    return cached.features[index], cached.targets[index], shapes
 
 
 @torch.no_grad()
@@ -80,7 +86,7 @@ def predict_cached(model, task: str, cached: CachedSet) -> list:
     head = model.heads[task]
     was_training = head.training
     head.eval()
-    best = head(cached.features).argmax(-1).numpy() if len(cached.features) else np.zeros(0, dtype=int)
+    best = head(cached.features, cached.shapes).argmax(-1).numpy() if len(cached.features) else np.zeros(0, dtype=int)
     head.train(was_training)
     if not head.reads_tokens:
         return [head.labels[int(b)] for b in best]

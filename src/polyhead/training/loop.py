@@ -107,8 +107,11 @@ class Trainer:
             if existing is None:
                 in_dim = self.model.encoder.backbone.hidden_size if task.type == "token_classification" \
                     else self.model.encoder.dimension
+                case = task.head.case_features
+                if case == "auto":  # on where the tokenizer lowercases: the head gets the capitals back
+                    case = task.type == "token_classification" and self.model.encoder.backbone.lowercases
                 self.model.heads[name] = ClassificationHead(task.type, in_dim, labels, task.head.hidden_dim,
-                                                            task.head.dropout)
+                                                            task.head.dropout, bool(case))
             if train is not None and self.cfg.freeze != "all":
                 self.train_sets[name] = encode_set(name, "train", task.type, train, labels, tokenizer, prefix)
             if task.dev:
@@ -172,13 +175,14 @@ class Trainer:
     def loss_on(self, name: str, batch) -> torch.Tensor:
         head = self.model.heads[name]
         if name in self.cached_train:
-            features, targets = fc.gather(self.cached_train[name], batch)
-            logits = head(features.to(self.model.encoder.device_))
+            features, targets, shapes = fc.gather(self.cached_train[name], batch)
+            logits = head(features.to(self.model.encoder.device_), shapes)
         else:
             encoded = self.train_sets[name]
             ids, mask = pad_batch([encoded.ids[i] for i in batch], self.model.encoder.text_tokenizer.pad_id)
             device = self.model.encoder.device_
-            logits = self.model(ids.to(device), mask.to(device), [name])[name]
+            shapes = pad_batch([encoded.shapes[i] for i in batch], 0)[0] if head.case_features else None
+            logits = self.model(ids.to(device), mask.to(device), [name], shapes)[name]
             if head.reads_tokens:
                 targets = torch.full(ids.shape, IGNORE, dtype=torch.long)
                 for row, i in enumerate(batch):
