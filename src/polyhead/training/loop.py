@@ -5,6 +5,7 @@ import json
 import math
 import random
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,9 @@ def make_adamw(groups) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(groups)
+
+
+FEATURE_SPILL_DIR = "feature_cache"
 
 
 class Trainer:
@@ -221,9 +225,10 @@ class Trainer:
 
         use_cache = cfg.freeze == "backbone" and cfg.cache_features
         cache_started = time.perf_counter()
-        self.cached_train = {n: fc.compute_features(self.model, s)
+        spill = self.output / FEATURE_SPILL_DIR  # only caches over the RAM limit go there; removed at the end
+        self.cached_train = {n: fc.compute_features(self.model, s, spill_dir=spill)
                              for n, s in self.train_sets.items()} if use_cache else {}
-        self.cached_dev = {n: fc.compute_features(self.model, s)
+        self.cached_dev = {n: fc.compute_features(self.model, s, spill_dir=spill)
                            for n, s in self.dev_sets.items()} if use_cache else {}
         cache_seconds = time.perf_counter() - cache_started
         self.last_loss = math.inf
@@ -310,7 +315,9 @@ class Trainer:
         self.model = best
         if cfg.freeze != "backbone":  # a frozen encoder reloads identical, so its cached dev features stay valid
             self.cached_dev = {}
-        return self._finish(summary, best_results or self.evaluate_dev(), step, started, before)
+        finished = self._finish(summary, best_results or self.evaluate_dev(), step, started, before)
+        shutil.rmtree(self.output / FEATURE_SPILL_DIR, ignore_errors=True)
+        return finished
 
     def _train_mode(self) -> None:
         self.model.train()
