@@ -33,6 +33,18 @@ class DataSpec(Strict):
     encoding: Optional[str] = None
     name: Optional[str] = None  # a label for this eval set in reports, e.g. "es"
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return value
+
 
 class HeadOptions(Strict):
     hidden_dim: Optional[int] = Field(default=None, ge=1)
@@ -168,9 +180,17 @@ def select_tasks(data: dict, only: list[str]) -> None:
 
 def load_config(path: str | Path, overrides: list[str] | None = None, only: list[str] | None = None) -> RunConfig:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the run's YAML config file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the config as "
+                          f"UTF-8") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -179,26 +199,37 @@ def load_config(path: str | Path, overrides: list[str] | None = None, only: list
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    overridden: dict[tuple, str] = {}
     for assignment in overrides or []:
         apply_override(data, assignment)
+        key = assignment.split("=", 1)[0].strip()
+        if not key:
+            raise ConfigError(f"--set {assignment!r}: empty key; expected key=value, e.g. training.epochs=1")
+        overridden[tuple(key.split("."))] = assignment
     if only:
         select_tasks(data, only)
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path, text)) from None
+        raise ConfigError(describe_validation_error(exc, path, text, overridden)) from None
     config._base_dir = path.resolve().parent
     return config
 
 
-def _describe(exc: ValidationError, path: Path, text: str) -> str:
+def describe_validation_error(exc: ValidationError, path: Path, text: str, overridden: dict[tuple, str] | None = None) -> str:
     messages = []
     for error in exc.errors()[:3]:
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(text, loc)
-        where = f"{path}:{line}" if line else str(path)
+        assignment = next((a for k, a in (overridden or {}).items() if loc[:len(k)] == k), None)
+        if assignment is not None:
+            where = f"--set {assignment}"
+        else:
+            line = _line_of(text, loc)
+            where = f"{path}:{line}" if line else str(path)
         msg = error["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
         if error["type"] == "extra_forbidden":
             msg = "unknown key"
         elif error["type"] == "missing":

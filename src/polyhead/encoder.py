@@ -7,6 +7,7 @@ the exact backbone and every choice made outside it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -30,11 +31,28 @@ DEFAULT_MAX_TOKENS = 8192
 def check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not a single string (wrap it in a list)")
+    if texts is None or isinstance(texts, (bytes, int, float)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
     texts = list(texts)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates: e.g. invalid UTF-8 bytes in a command-line argument
+            raise ValueError(f"texts[{position}]: not valid Unicode text (invalid UTF-8 byte or lone surrogate at "
+                             f"character {exc.start})") from None
     return texts
+
+
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int | None:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive whole number or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"{name} must be >= 1, got {batch_size}")
+    return int(batch_size)
 
 
 class SentenceEncoder(nn.Module):
@@ -82,6 +100,12 @@ class SentenceEncoder(nn.Module):
         device: str | torch.device | None = None,
     ) -> "SentenceEncoder":
         """Load an alias, hub id, HF folder, sentence-transformers folder or polyhead folder (None = default)."""
+        if name_or_dir is not None and not isinstance(name_or_dir, (str, os.PathLike)):
+            raise TypeError(f"name_or_dir must be a model name or folder path (str), got {type(name_or_dir).__name__}")
+        if isinstance(name_or_dir, os.PathLike):
+            name_or_dir = os.fspath(name_or_dir)
+        if isinstance(name_or_dir, str) and not name_or_dir.strip():
+            raise ValueError("name_or_dir is empty: give a model alias, Hugging Face id or folder (None = default)")
         backbone = load_backbone(name_or_dir)
         folder = Path(backbone.source) if Path(backbone.source).is_dir() else None
         saved = read_polyhead_config(folder) if folder else None
@@ -143,7 +167,11 @@ class SentenceEncoder(nn.Module):
         """Embed texts; returns float32 (N, D) in input order. Inside, texts are sorted by length and grouped
         into batches of at most `max_tokens` tokens (padding included) and, when given, `batch_size` texts."""
         texts = check_texts(texts)
-        normalize = self.normalize if normalize is None else normalize
+        batch_size = check_batch_size(batch_size)
+        max_tokens = check_batch_size(max_tokens, "max_tokens")
+        if normalize is not None and not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be True, False or None, got {normalize!r}")
+        normalize = self.normalize if normalize is None else bool(normalize)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             self.last_truncated = 0

@@ -17,6 +17,9 @@ def evaluate_model(model_dir: Path, config: RunConfig, split: str = "dev", preci
     for name, task in config.tasks.items():
         if name not in model.heads:
             raise ConfigError(f"tasks.{name}: the model at {model_dir} has no such head ({list(model.heads)})")
+        if model.heads[name].task_type != task.type:
+            raise ConfigError(f"tasks.{name}.type: {task.type}, but the model's head {name!r} is a "
+                              f"{model.heads[name].task_type} head")
         labels = model.heads[name].labels
         specs = [(split, getattr(task, split))] + [(s.name or f"eval{i}", s) for i, s in enumerate(task.eval)]
         for set_name, spec in specs:

@@ -12,7 +12,7 @@ from torch import nn
 from polyhead import runtime
 from polyhead.data.batching import pad_batch, plan_batches
 from polyhead.data.word_shape import token_shapes, words_from_offsets
-from polyhead.encoder import DEFAULT_MAX_TOKENS, SentenceEncoder, check_texts
+from polyhead.encoder import DEFAULT_MAX_TOKENS, SentenceEncoder, check_batch_size, check_texts
 from polyhead.errors import PolyheadError
 from polyhead.heads import ClassificationHead
 from polyhead.saving import read_polyhead_config
@@ -54,6 +54,7 @@ class MultiTaskModel(nn.Module):
         """One dict per text: {"text", <sentence task>: {"label", "score"}, <token task>: [entities]}.
         Batches: length-sorted, at most `max_tokens` tokens and (when given) `batch_size` texts each."""
         texts = check_texts(texts)
+        batch_size, max_tokens = check_batch_size(batch_size), check_batch_size(max_tokens, "max_tokens")
         tasks = list(tasks or self.heads)
         unknown = [t for t in tasks if t not in self.heads]
         if unknown:
@@ -102,6 +103,8 @@ class MultiTaskModel(nn.Module):
         from safetensors.torch import load_file
 
         folder = Path(directory)
+        if not folder.exists():
+            raise PolyheadError(f"model folder not found: {directory}")
         config = read_polyhead_config(folder) if folder.is_dir() else None
         if not config or "heads" not in config:
             raise PolyheadError(f"{directory} is not a saved polyhead multi-task model (no heads in polyhead.json)")

@@ -328,7 +328,8 @@ def run_freezing_study(config_path: str | Path, overrides: list[str] | None = No
         yaml_path.parent.mkdir(parents=True, exist_ok=True)
         text = f"# study scenario {scenario.name}: {scenario.title}\n" + yaml.safe_dump(config, sort_keys=False)
         run_dir = study_dir / scenario.name
-        command = [sys.executable, "-c", TRAIN_ENTRY, "train", str(yaml_path), "-o", str(run_dir), "--no-progress"]
+        command = [sys.executable, "-c", TRAIN_ENTRY, "train", str(yaml_path), "-o", str(run_dir), "--no-progress",
+                   "--overwrite"]
         shown = equivalent_command(str(config_path), scenario, study_dir, overrides)
         process_file = run_dir / "study_process.json"
         dep = scenario.depends_on

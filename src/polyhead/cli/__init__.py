@@ -49,6 +49,12 @@ def main() -> None:
             raise
         typer.echo(f"polyhead: error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:  # a path the system refused (permissions, read-only file system, disk full)
+        if debug:
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        typer.echo(f"polyhead: error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("polyhead: interrupted", err=True)
         sys.exit(130)

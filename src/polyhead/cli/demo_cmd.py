@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from polyhead.cli import app, quiet_libraries
+from polyhead.cli import app, fail, quiet_libraries
 
 
 @app.command(help="Train a real model jointly on packaged real data (topics, NER, sentiment) and predict; offline.")
@@ -25,12 +25,23 @@ def demo(
     from polyhead.reporting import print_summary
     from polyhead.training.loop import Trainer
 
+    if output.exists() and not output.is_dir():
+        fail(f"--output {output}: is a file, not a folder")
     config = demo_config(output, backbone)
     if set_:
+        from pydantic import ValidationError
+
+        from polyhead.config import describe_validation_error
+
         data = config.model_dump(mode="json")
+        overridden = {}
         for assignment in set_:
             apply_override(data, assignment)
-        config = RunConfig.model_validate(data)
+            overridden[tuple(assignment.split("=", 1)[0].strip().split("."))] = assignment
+        try:
+            config = RunConfig.model_validate(data)
+        except ValidationError as exc:
+            fail(describe_validation_error(exc, output / "demo_config.json", "", overridden))
     typer.echo(f"polyhead demo: training topic (BBC news), ner (tweets) and sentiment (tweets) on {backbone}; "
                f"data and config in {output}", err=True)
     summary = Trainer(config, output, show_progress=progress).run()

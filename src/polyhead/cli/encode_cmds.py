@@ -126,13 +126,17 @@ def encode(
     batch_size: Optional[int] = typer.Option(None, min=1, help="Maximum texts per forward pass (default: as many as fit the token budget; batches are always capped by tokens)."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16 (auto = bf16 where the CPU/GPU runs it fast)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write .npy (float32 N x D) or .jsonl ({text, embedding} a line)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
 ) -> None:
+    from polyhead.cli.outputs import check_output_file
     from polyhead.data.text_input import count_texts, iter_texts
 
     if input is None and not texts:
         fail("give texts as arguments, or --input FILE (or - for stdin)")
     if input is not None and texts:
         fail("give texts as arguments or --input, not both")
+    if output is not None:
+        check_output_file(output, "--output", (".npy", ".jsonl"), overwrite, [input])
     quiet_libraries()
     from polyhead.encoder import SentenceEncoder
 
@@ -158,6 +162,8 @@ def encode(
             writer.abort()
         raise
     bar.close()
+    if count == 0:
+        typer.echo(f"polyhead: note: {input} holds no texts; the output has 0 rows", err=True)
     seconds = time.perf_counter() - start
     if isinstance(writer, _SummaryWriter):
         _print_summary(writer.result(), writer.texts)

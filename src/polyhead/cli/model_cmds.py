@@ -18,11 +18,16 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.epochs=1 (repeatable)."),
     only: Optional[str] = typer.Option(None, "--only", help="Train only these tasks (comma-separated): single-task baselines."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <output>/last."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in the run folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with per-task loss."),
 ) -> None:
+    from polyhead.cli.outputs import check_run_folder
     from polyhead.config import load_config
 
+    if only is not None and not only.strip(","):
+        fail("--only: give one or more task names, comma-separated")
     run_config = load_config(config, set_, only.split(",") if only else None)
+    check_run_folder(Path(output or run_config.output), "--output" if output else "output", overwrite, resume)
     quiet_libraries()
     from polyhead.reporting import print_summary
     from polyhead.training.loop import Trainer
@@ -40,16 +45,23 @@ def eval_(
     split: str = typer.Option("dev", help="dev | test: which split of each task (plus its extra `eval` sets)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
     only: Optional[str] = typer.Option(None, "--only", help="Evaluate only these tasks (comma-separated)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here (default: "
+                                          "<model>/eval_<split>.json, replaced on every run)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
 ) -> None:
+    from polyhead.cli.outputs import check_output_file
     from polyhead.config import load_config
 
     if split not in ("dev", "test"):
         fail(f"--split must be dev or test, got {split!r}")
+    if only is not None and not only.strip(","):
+        fail("--only: give one or more task names, comma-separated")
     run_config = load_config(config, set_, only.split(",") if only else None)
     if not model.is_dir():
         fail(f"--model {model}: not a folder")
+    if output is not None:
+        check_output_file(output, "--output", (".json",), overwrite, [config])
     quiet_libraries()
     from polyhead.evaluation_runner import evaluate_model
     from polyhead.reporting import print_eval_table
@@ -68,20 +80,29 @@ def predict(
     input: Optional[str] = typer.Option(None, "--input", "-i", help=".txt/.jsonl/.csv/.tsv file, or - for stdin."),
     column: Optional[str] = typer.Option(None, help="Field or column holding the text."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write JSONL here instead of stdout."),
-    batch_size: int = typer.Option(32, min=1),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    batch_size: int = typer.Option(32, min=1, help="Maximum texts per forward pass (batches are also capped by tokens)."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
 ) -> None:
+    from polyhead.cli.outputs import check_output_file
     from polyhead.data.text_input import iter_texts
 
     if input is None and not texts:
         fail("give texts as arguments, or --input FILE (or - for stdin)")
+    if input is not None and texts:
+        fail("give texts as arguments or --input, not both")
     if not model.is_dir():
         fail(f"--model {model}: not a folder")
+    if output is not None:
+        check_output_file(output, "--output", (".jsonl",), overwrite, [input])
     quiet_libraries()
     from polyhead.model import MultiTaskModel
 
     mtl = MultiTaskModel.from_pretrained(model, precision=precision)
     source = list(texts) if texts else list(iter_texts(input, column))
+    if not source:
+        typer.echo(f"polyhead: note: {input} holds no texts; nothing to predict", err=True)
+    truncated = mtl.encoder.text_tokenizer(mtl.encoder._with_prefix(source, None)).truncated if source else 0
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         for start in range(0, len(source), 1024):
@@ -92,3 +113,6 @@ def predict(
             out.close()
     if output:
         typer.echo(f"wrote {len(source)} predictions to {output}", err=True)
+    if truncated:
+        typer.echo(f"note: {truncated} of {len(source)} texts reached the model's {mtl.encoder.max_length} tokens "
+                   f"and were truncated: sentence labels read only their beginning", err=True)

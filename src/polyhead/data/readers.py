@@ -18,9 +18,9 @@ encoding was asked for. Lines end at ``\\n`` only; a ``\\r`` before it is droppe
 
 from __future__ import annotations
 
-import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -49,7 +49,6 @@ __all__ = [
     "read_token_examples",
 ]
 
-logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -109,8 +108,11 @@ def _read_text(path: PathLike, encoding: str | None) -> str:
     if encoding is None:
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            logger.warning("%s is not valid UTF-8; reading it as latin-1", path)
+        except UnicodeDecodeError as e:
+            line = data[:e.start].count(b"\n") + 1
+            print(f"polyhead: warning: {path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); reading the "
+                  f"whole file as latin-1 (set `encoding:` in its data spec to choose, e.g. encoding: utf-8 to make "
+                  f"this an error)", file=sys.stderr)
             text = data.decode("latin-1")
     else:
         try:

@@ -155,6 +155,8 @@ def _check_input(path: str, column: str | None) -> str:
     if path == STDIN:
         kind = ".txt"
     else:
+        if Path(path).is_dir():
+            raise DataError(f"{path}: is a folder, expected a file")
         kind = _kind(path)
         check_file(path)
     if column is not None and kind == ".txt":

@@ -50,8 +50,11 @@ def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler
         state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     scheduler.last_epoch = int(meta["scheduler"])
-    for group, lr in zip(optimizer.param_groups, scheduler.get_lr()):
+    # LambdaLR's rate at the saved step, computed directly (get_lr() outside step() warns)
+    rates = [base * fn(scheduler.last_epoch) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(optimizer.param_groups, rates):
         group["lr"] = lr
+    scheduler._last_lr = list(rates)
     torch.set_rng_state(tensors["rng.torch"])
     random.setstate(_tuples(meta["rng_python"]))
     np.random.set_state(tuple(_np_state(meta["rng_numpy"])))

@@ -3,6 +3,7 @@ sub-word, -100 on the others and on special tokens)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from polyhead.config import DataSpec, RunConfig, TaskConfig, resolve_data_path
@@ -36,6 +37,8 @@ def read_split(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSp
     labels_path = str(resolve_data_path(config, spec.labels_path)) if spec.labels_path else None
     if not path.exists():
         raise DataError(f"tasks.{task_name}: data file not found: {spec.path}")
+    if labels_path and not Path(labels_path).exists():
+        raise DataError(f"tasks.{task_name}: labels_path not found: {spec.labels_path}")
     if task.type == "token_classification":
         return read_token_examples(path, spec.format, tokens=spec.tokens, tags=spec.tags, labels_path=labels_path,
                                    limit=spec.limit, encoding=spec.encoding)

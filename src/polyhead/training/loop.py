@@ -103,7 +103,13 @@ class Trainer:
                 raise DataError(f"tasks.{name}.train: no examples in {task.train.path}")
             if train is None and existing is None:
                 raise ConfigError(f"tasks.{name}.train: required (the head is new, so it needs training data)")
+            if existing is not None and existing.task_type != task.type:
+                raise ConfigError(f"tasks.{name}.type: {task.type}, but the head {name!r} loaded from init_from is "
+                                  f"a {existing.task_type} head")
             labels = existing.labels if existing is not None else build_labels(task.type, train)
+            if existing is None and task.type == "sentence_classification" and len(labels) < 2:
+                raise DataError(f"tasks.{name}.train: {task.train.path} has only the label(s) {labels}; a "
+                                f"classifier needs at least 2")
             if existing is not None and train is not None:
                 new = [lab for lab in build_labels(task.type, train) if lab not in existing.labels]
                 if new:
@@ -128,6 +134,22 @@ class Trainer:
         unknown = [t for t in self.model.heads if t not in self.config.tasks]
         for name in unknown:  # heads from init_from that this config does not train or evaluate
             del self.model.heads[name]
+
+    def _check_resumable(self) -> None:
+        """--resume continues the same run: the same tasks with the same types (and so the same heads)."""
+        saved_path = self.output / "config.json"
+        try:
+            saved = json.loads(saved_path.read_text(encoding="utf-8")).get("tasks", {})
+        except (OSError, ValueError):
+            raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so {self.output} cannot be "
+                              f"resumed; train into a new folder") from None
+        had = {name: task.get("type") for name, task in saved.items()}
+        has = {name: task.type for name, task in self.config.tasks.items()}
+        if had != has:
+            show = lambda tasks: ", ".join(f"{n} ({t})" for n, t in tasks.items()) or "none"  # noqa: E731
+            raise ConfigError(f"--resume: {self.output} was trained with tasks {show(had)}, but this config has "
+                              f"{show(has)}; resume with the run's own config ({saved_path}) or train into a new "
+                              f"folder")
 
     # -- logging --------------------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -208,6 +230,7 @@ class Trainer:
         if self.resume and not resuming:
             print(f"polyhead: nothing to resume in {self.output}/last; starting fresh", file=sys.stderr)
         if resuming:
+            self._check_resumable()
             self.config.init_from = str(self.output / "last")
         self.model = build_model(self.config)
         self._check_freeze() if not resuming else None
