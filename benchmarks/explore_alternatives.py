@@ -30,7 +30,7 @@ def batched(encoder, sentences, forward) -> np.ndarray:
 
     tokens = encoder.text_tokenizer(sentences)
     out = np.zeros((len(sentences), encoder.dimension), dtype=np.float32)
-    for batch in plan_batches([len(t) for t in tokens.ids], None, 8192):
+    for batch in plan_batches([len(t) for t in tokens.ids], None, encoder.resolve_max_tokens("auto")):
         ids, mask = pad_batch([tokens.ids[i] for i in batch], encoder.text_tokenizer.pad_id)
         out[batch] = mean_pool(forward(ids, mask), mask.numpy())
     return out

@@ -112,3 +112,11 @@ def test_bf16_is_close_to_fp32(minilm_fp32):
     bf16 = SentenceEncoder.from_pretrained("minilm-l6", precision="bf16")
     cosine = (bf16.encode(sentences) * minilm_fp32.encode(sentences)).sum(1)
     assert cosine.min() >= 0.999, cosine.min()
+
+
+def test_token_budget_scales_with_width_and_precision():
+    from polyhead.encoder import token_budget
+
+    assert token_budget(384, "bf16") == 4096 and token_budget(384, "fp32") == 2048
+    assert token_budget(768, "bf16") == 2048 and token_budget(768, "fp32") == 1024
+    assert token_budget(10**6, "fp32") == 512  # never below one long sequence

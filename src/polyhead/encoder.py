@@ -23,9 +23,19 @@ from polyhead.errors import BackboneError
 from polyhead.pooling import Pooling
 from polyhead.saving import POLYHEAD_CONFIG, read_polyhead_config, save_encoder_folder
 
-# tokens per batch, padding included: bounds memory on long inputs and, with batch_size=None, sets the batch size.
-# Batches of ~8k tokens keep the matmuls large (2-3x the throughput of 32-sentence batches on a 2-core CPU)
-DEFAULT_MAX_TOKENS = 8192
+# Tokens per batch, padding included ("auto"): bounds memory on long inputs and, with batch_size=None, sets the
+# batch size. Large batches keep the matmuls efficient, but past a point the activations (tokens x hidden x 4
+# for the feed-forward layer) fall out of the CPU caches: measured on this 2-core AMX CPU, the best budget is
+# about 4096 tokens in bf16 and 2048 in fp32 at hidden size 384 (MiniLM, e5-small), half that at 768
+# (DistilmBERT); 8192 was 25-30% slower for both (benchmarks/bench_encode.py, docs/performance.md).
+DEFAULT_MAX_TOKENS = "auto"
+TOKEN_BUDGET_AT_384 = {"bf16": 4096, "fp32": 2048}
+
+
+def token_budget(hidden_size: int, precision: str) -> int:
+    """The default tokens per batch for a model of this width and compute precision."""
+    base = TOKEN_BUDGET_AT_384["bf16" if precision == "bf16" else "fp32"]
+    return max(512, int(base * 384 / max(1, hidden_size)) // 128 * 128)
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -161,14 +171,14 @@ class SentenceEncoder(nn.Module):
         batch_size: int | None = None,
         normalize: bool | None = None,
         show_progress: bool = False,
-        max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        max_tokens: int | None | str = DEFAULT_MAX_TOKENS,
         prefix: str | None = None,
     ) -> np.ndarray:
         """Embed texts; returns float32 (N, D) in input order. Inside, texts are sorted by length and grouped
         into batches of at most `max_tokens` tokens (padding included) and, when given, `batch_size` texts."""
         texts = check_texts(texts)
         batch_size = check_batch_size(batch_size)
-        max_tokens = check_batch_size(max_tokens, "max_tokens")
+        max_tokens = self.resolve_max_tokens(max_tokens)
         if normalize is not None and not isinstance(normalize, (bool, np.bool_)):
             raise TypeError(f"normalize must be True, False or None, got {normalize!r}")
         normalize = self.normalize if normalize is None else bool(normalize)
@@ -204,6 +214,12 @@ class SentenceEncoder(nn.Module):
         ea = self.encode(a, normalize=True)
         eb = ea if b is None else self.encode(b, normalize=True)
         return ea @ eb.T
+
+    def resolve_max_tokens(self, max_tokens: int | None | str) -> int | None:
+        """'auto' -> the tuned budget for this model's width and precision; None -> no token cap."""
+        if max_tokens == "auto":
+            return token_budget(self.backbone.hidden_size, self.precision)
+        return check_batch_size(max_tokens, "max_tokens")
 
     @property
     def dimension(self) -> int:

@@ -50,11 +50,11 @@ class MultiTaskModel(nn.Module):
     # -- prediction -----------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, texts: Iterable[str], batch_size: int | None = None, tasks: Sequence[str] | None = None,
-                max_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
+                max_tokens: int | None | str = DEFAULT_MAX_TOKENS) -> list[dict]:
         """One dict per text: {"text", <sentence task>: {"label", "score"}, <token task>: [entities]}.
         Batches: length-sorted, at most `max_tokens` tokens and (when given) `batch_size` texts each."""
         texts = check_texts(texts)
-        batch_size, max_tokens = check_batch_size(batch_size), check_batch_size(max_tokens, "max_tokens")
+        batch_size, max_tokens = check_batch_size(batch_size), self.encoder.resolve_max_tokens(max_tokens)
         tasks = list(tasks or self.heads)
         unknown = [t for t in tasks if t not in self.heads]
         if unknown:

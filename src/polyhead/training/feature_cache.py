@@ -16,7 +16,6 @@ import torch
 
 from polyhead import runtime
 from polyhead.data.batching import pad_batch, plan_batches
-from polyhead.encoder import DEFAULT_MAX_TOKENS
 from polyhead.training.data_prep import IGNORE, EncodedSet
 
 DEFAULT_RAM_LIMIT_MB = 2048
@@ -89,7 +88,7 @@ def _ram_limit_bytes() -> int:
 def compute_features(model, encoded: EncodedSet, batch_size: int | None = None,
                      spill_dir: str | Path | None = None) -> CachedSet:
     """One inference pass over a split (bf16 weights under precision bf16), in length-sorted batches of at most
-    DEFAULT_MAX_TOKENS tokens and, when given, `batch_size` examples. With `spill_dir`, a cache over the RAM
+    the encoder's default token budget and, when given, `batch_size` examples. With `spill_dir`, a cache over the RAM
     limit goes to `<spill_dir>/<task>-<split>.npy`."""
     enc = model.encoder
     token_task = encoded.task_type == "token_classification"
@@ -118,7 +117,7 @@ def compute_features(model, encoded: EncodedSet, batch_size: int | None = None,
     was_training = model.training
     model.eval()
     with runtime.inference(enc.precision, enc.device_):
-        for batch in plan_batches([len(x) for x in encoded.ids], batch_size, DEFAULT_MAX_TOKENS):
+        for batch in plan_batches([len(x) for x in encoded.ids], batch_size, enc.resolve_max_tokens("auto")):
             ids, mask = pad_batch([encoded.ids[i] for i in batch], enc.text_tokenizer.pad_id)
             ids, mask = ids.to(enc.device_), mask.to(enc.device_)
             states = enc.token_states(ids, mask)
