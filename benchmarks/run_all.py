@@ -87,7 +87,8 @@ def summary(records: list[dict]) -> None:
             delta = abs(r["cached"]["accuracy"] - r["plain"]["accuracy"])
             rows.append(["P4 frozen backbone, cached", r["model"], f"{r['p4']:.2f}x", ">= 10x",
                          "met" if r["p4"] >= 10 and delta <= 0.5 else "NOT met",
-                         f"training phase {r['p4_training_phase']:.2f}x; dev acc diff {delta:.2f} pt"])
+                         f"training phase {r['p4_training_phase']:.2f}x; steps alone {r.get('p4_steps', 0):,.0f}x; "
+                         f"dev acc diff {delta:.2f} pt"])
         elif r["bench"] == "stream":
             sizes = sorted(r["results"], key=int)
             peaks = [r["results"][s]["peak_rss_mb"] for s in sizes]

@@ -52,3 +52,21 @@ def test_training_on_a_spilled_cache_matches_ram_and_cleans_up(tmp_path, monkeyp
     assert not (tmp_path / "disk" / "run" / FEATURE_SPILL_DIR).exists()  # temporary: removed after the run
     assert summary["dev"]["ner"]["f1"] >= 0.0
     MultiTaskModel.from_pretrained(disk.output + "/best")  # the saved model does not depend on the cache
+
+
+def test_frozen_encoder_checkpoints_link_one_copy_of_the_weights(tmp_path):
+    import os
+
+    import numpy as np
+
+    from polyhead import SentenceEncoder
+
+    config = tiny_config(tmp_path, freeze="backbone", max_steps=6, eval_every=2)
+    Trainer(config, show_progress=False).run()
+    best, last = tmp_path / "run" / "best", tmp_path / "run" / "last"
+    assert os.path.samefile(best / "model.safetensors", last / "model.safetensors")
+    original = SentenceEncoder.from_pretrained("random:bert-tiny", precision="fp32")
+    saved = SentenceEncoder.from_pretrained(str(last), precision="fp32")
+    texts = ["EU rejects German call", "Peter Blackburn"]
+    assert np.abs(original.encode(texts) - saved.encode(texts)).max() < 1e-6
+    MultiTaskModel.from_pretrained(best).predict(texts)

@@ -231,8 +231,10 @@ class SentenceEncoder(nn.Module):
                 "max_length": self.max_length, "prefix": self.prefix}
 
     # -- saving ---------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, extra_config: dict | None = None) -> Path:
-        return save_encoder_folder(self, Path(directory), extra_config or {})
+    def save(self, directory: str | Path, extra_config: dict | None = None,
+             reuse_weights_from: str | Path | None = None) -> Path:
+        return save_encoder_folder(self, Path(directory), extra_config or {},
+                                   Path(reuse_weights_from) if reuse_weights_from else None)
 
     def load_projection(self, directory: Path) -> None:
         from safetensors.torch import load_file

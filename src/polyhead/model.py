@@ -90,12 +90,14 @@ class MultiTaskModel(nn.Module):
         return results
 
     # -- saving ---------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, extra_config: dict | None = None) -> Path:
+    def save(self, directory: str | Path, extra_config: dict | None = None,
+             reuse_weights_from: str | Path | None = None) -> Path:
+        """`reuse_weights_from`: a folder saved from the same, unchanged encoder (frozen-encoder checkpoints)."""
         heads = {name: head.spec() for name, head in self.heads.items()}
         tensors = {f"{name}.{key}": value.detach().float().cpu().contiguous()
                    for name, head in self.heads.items() for key, value in head.state_dict().items()}
         config = {"heads": heads, **(extra_config or {})}
-        return self.encoder.save(directory, {"config": config, HEADS_FILE: tensors})
+        return self.encoder.save(directory, {"config": config, HEADS_FILE: tensors}, reuse_weights_from)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, precision: str = "auto",

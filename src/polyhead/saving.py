@@ -40,8 +40,25 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict) -> Path:
-    """Write into a temporary sibling folder, then swap it in, so a crash never leaves half a model."""
+def _link_weights(source: Path, target: Path) -> bool:
+    """Hard-link (else copy) a saved backbone's config and weight files: for checkpoints of a frozen encoder,
+    whose weights are byte-identical to the previous checkpoint's."""
+    files = [p for p in source.iterdir() if p.is_file() and (p.name == "config.json" or
+             (p.name.startswith("model") and (p.suffix == ".safetensors" or p.name.endswith(".index.json"))))]
+    if not any(p.suffix == ".safetensors" for p in files):
+        return False
+    for path in files:
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
+    return True
+
+
+def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict,
+                        reuse_weights_from: Path | None = None) -> Path:
+    """Write into a temporary sibling folder, then swap it in, so a crash never leaves half a model.
+    `reuse_weights_from`: a folder saved from the same, unchanged backbone weights (frozen-encoder checkpoints)."""
     from safetensors.torch import save_file
 
     directory = directory.expanduser().resolve()
@@ -53,7 +70,10 @@ def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
-            encoder.transformer.save_pretrained(str(tmp))
+            reused = reuse_weights_from is not None and Path(reuse_weights_from).is_dir() \
+                and _link_weights(Path(reuse_weights_from), tmp)
+            if not reused:
+                encoder.transformer.save_pretrained(str(tmp))
         finally:
             if bars:
                 hf_logging.enable_progress_bar()

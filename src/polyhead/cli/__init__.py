@@ -15,7 +15,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no "<bool>" type labels on flags
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"polyhead {version('polyhead')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print polyhead's version and exit.")) -> None:
+    """One shared transformer encoder, many task heads."""
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -14,7 +14,7 @@ from polyhead.cli import app, fail, quiet_libraries
 def demo(
     output: Path = typer.Option(Path("runs/demo-packaged"), "--output", "-o", help="Run folder."),
     backbone: str = typer.Option("minilm-l6", help="Backbone alias, folder or HF id."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.epochs=1."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set training.epochs=1."),
     text: Optional[List[str]] = typer.Option(None, "--text", help="Sentences to predict afterwards (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:

@@ -15,7 +15,7 @@ from polyhead.cli import app, fail, quiet_libraries
 def train(
     config: Path = typer.Argument(..., help="The run's YAML config (see configs/)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (overrides the config's `output`)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key, e.g. --set training.epochs=1 (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set training.epochs=1 (repeatable)."),
     only: Optional[str] = typer.Option(None, "--only", help="Train only these tasks (comma-separated): single-task baselines."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from <output>/last."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in the run folder."),
@@ -43,7 +43,7 @@ def eval_(
     model: Path = typer.Option(..., "--model", "-m", help="A saved polyhead model folder."),
     config: Path = typer.Option(..., "--config", "-c", help="The YAML config naming the data sets."),
     split: str = typer.Option("dev", help="dev | test: which split of each task (plus its extra `eval` sets)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key (repeatable)."),
     only: Optional[str] = typer.Option(None, "--only", help="Evaluate only these tasks (comma-separated)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here (default: "
                                           "<model>/eval_<split>.json, replaced on every run)."),

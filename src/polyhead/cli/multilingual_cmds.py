@@ -18,7 +18,7 @@ def eval_crosslingual(
                                                            "(e.g. configs/crosslingual.yaml)."),
     split: str = typer.Option("test", help="dev | test: the source-language split of each task."),
     source: str = typer.Option("en", help="Language of each task's main split (unless its spec has a `name`)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key (repeatable)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="JSON report path (Markdown beside it, .md); default "
                                                "<model>/crosslingual_<split>.json."),

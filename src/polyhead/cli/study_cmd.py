@@ -30,7 +30,7 @@ def freezing(
     config: Path = typer.Argument(..., help="The run's YAML config (see configs/study.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Study folder (default: the config's `output`)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a config key for every scenario (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key for every scenario (repeatable)."),
     layers: str = typer.Option("2,4", help="Bottom-k scenarios: how many transformer layers to freeze, e.g. 2,4."),
     llrd: float = typer.Option(0.8, min=0.01, max=1.0, help="Layer-wise LR decay of the full-llrd scenario."),
     frozen_head: Optional[str] = typer.Option(None, help="Head frozen in stage B (default: topic, else the "

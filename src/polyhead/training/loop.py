@@ -282,6 +282,9 @@ class Trainer:
             step, best_score, best_step = meta["step"], meta["best_score"], meta["best_step"]
             print(f"polyhead: resuming at step {step} of {total_steps}", file=sys.stderr)
         eval_every = cfg.eval_every or steps_per_epoch
+        encoder_frozen = cfg.freeze in ("backbone", "all")
+        # a resumed frozen-encoder run's last/ already holds this encoder's weights
+        weights_from = self.output / "last" if encoder_frozen and resuming else None
         stream = self.batch_stream()
         for _ in range(step):
             next(stream)
@@ -321,10 +324,13 @@ class Trainer:
                 results = self.evaluate_dev()
                 score = self.selection_score(results)
                 self.log({"type": "eval", "step": step, "epoch": epoch, "tasks": results, "select": score})
+                # a frozen encoder's weights never change: every checkpoint links the first one's weight files
                 if score > best_score:
                     best_score, best_step, best_results = score, step, results
-                    self.model.save(self.output / "best", {"training": {**summary, "step": step}})
-                self.model.save(self.output / "last", {"training": {**summary, "step": step}})
+                    self.model.save(self.output / "best", {"training": {**summary, "step": step}}, weights_from)
+                    weights_from = self.output / "best" if encoder_frozen else None
+                self.model.save(self.output / "last", {"training": {**summary, "step": step}}, weights_from)
+                weights_from = self.output / "last" if encoder_frozen else None
                 save_trainer_state(self.output / "last", optimizer, scheduler,
                                    {"step": step, "best_score": best_score, "best_step": best_step})
                 self._train_mode()
