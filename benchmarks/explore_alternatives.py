@@ -1,7 +1,7 @@
 """Paths evaluated for `encode` that polyhead does NOT use by default, measured against the default (bf16 weight
 copy + token-budget batches), interleaved, with the per-sentence cosine to fp32. Not part of `make bench`.
 
-Needs: pip install onnxruntime onnx onnxscript   (only for the ONNX Runtime rows)
+Needs: pip install -e ".[bench,explore]"   (onnxruntime, onnx, onnxscript: only for the ONNX Runtime rows)
 
     python benchmarks/explore_alternatives.py [--n 500] [--compile]
 """
@@ -84,7 +84,15 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="polyhead-onnx-"))
         onnx_path = tmp / "model.onnx"
         ids, mask = torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long)
-        torch.onnx.export(copy.deepcopy(fp32.transformer).eval(), (ids, mask), str(onnx_path),
+        class Wrapped(torch.nn.Module):  # keyword arguments only: transformers 5's forward takes more positionals
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+        torch.onnx.export(Wrapped(copy.deepcopy(fp32.transformer)).eval(), (ids, mask), str(onnx_path),
                           input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
                           dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"},
                                         "last_hidden_state": {0: "b", 1: "t"}}, dynamo=False)
