@@ -26,7 +26,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def demo_config(output: Path, backbone: str = "minilm-l6", size: str = "small") -> RunConfig:
     """Write the packaged data as JSONL under <output>/data and return a config that trains on it."""
-    limits = {"small": (600, 800, 1000), "full": (None, None, 12000)}[size]
+    limits = {"small": (600, 2000, 1500), "full": (None, None, 12000)}[size]
     data = output / "data"
     tasks = {}
     for name, loader, limit, token_task in (("topic", demo_topic_examples, limits[0], False),
@@ -45,7 +45,7 @@ def demo_config(output: Path, backbone: str = "minilm-l6", size: str = "small") 
     config = RunConfig.model_validate({
         "backbone": backbone,
         "tasks": tasks,
-        "training": {"epochs": 2, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "llrd": 0.9, "sampling": "temperature",
+        "training": {"epochs": 3, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "llrd": 0.9, "sampling": "temperature",
                      "temperature": 2.0, "eval_every": 0, "seed": 13},
         "output": str(output),
     })
