@@ -118,3 +118,42 @@ def test_api_misuse_gets_type_errors_that_say_what(tmp_path):
     with pytest.raises(PolyheadError, match="not found"):
         MultiTaskModel.from_pretrained(tmp_path / "nope")
     assert enc.encode(["a", "b"], batch_size=1).shape[0] == 2
+
+
+def test_saved_models_user_files_and_unwritable_places_are_safe(tmp_path):
+    config = _tiny_run_config(tmp_path)
+    run = tmp_path / "run"
+    assert run_cli("train", config, "-o", str(run), "--no-progress").returncode == 0
+    best = run / "best"
+    before = (best / "config.json").read_bytes()
+    assert_clean_error(run_cli("train", config, "-o", str(best), "--no-progress", "--overwrite"),
+                       "not a polyhead run")
+    assert_clean_error(run_cli("eval", "-m", str(best), "-c", config, "-o", str(best / "polyhead.json"),
+                               "--overwrite"), "inside the model folder")
+    assert (best / "config.json").read_bytes() == before
+    data = tmp_path / "topic.jsonl"
+    kept = data.read_bytes()
+    assert_clean_error(run_cli("eval", "-m", str(best), "-c", config, "-o", str(tmp_path / "topic.json"),
+                               "--overwrite", "--set", f"tasks.topic.dev.path={tmp_path / 'topic.json'}"),
+                       "topic.json")
+    assert data.read_bytes() == kept
+    assert_clean_error(run_cli("encode", "-m", "random:bert-tiny", "hi", "-o", "/proc/polyhead-test.npy"),
+                       "cannot write")
+    mine = tmp_path / "y.npy.partial"
+    mine.write_text("mine")
+    assert run_cli("encode", "-m", "random:bert-tiny", "hi", "-o", str(tmp_path / "y.npy")).returncode == 0
+    assert mine.read_text() == "mine" and not list(tmp_path.glob(".y.npy.*"))
+    other = tmp_path / "other.yaml"
+    other.write_text(open(config, encoding="utf-8").read().replace("random:bert-tiny", "random:distilmbert-tiny"),
+                     encoding="utf-8")
+    assert_clean_error(run_cli("train", str(other), "-o", str(run), "--resume", "--no-progress"), "backbone")
+
+
+def test_demo_checks_overrides_before_writing_anything(tmp_path):
+    out = tmp_path / "demo"
+    assert_clean_error(run_cli("demo", "-o", str(out), "--set", "training.epochz=1"), "--set training.epochz=1")
+    assert not out.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    assert_clean_error(run_cli("demo", "-o", str(foreign)), "--overwrite")

@@ -222,6 +222,8 @@ def describe_validation_error(exc: ValidationError, path: Path, text: str, overr
         loc = tuple(error["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
         assignment = next((a for k, a in (overridden or {}).items() if loc[:len(k)] == k), None)
+        if assignment is None and not loc:  # a whole-config check: blame an override that the message names
+            assignment = next((a for k, a in (overridden or {}).items() if ".".join(k[:2]) in error["msg"]), None)
         if assignment is not None:
             where = f"--set {assignment}"
         else:

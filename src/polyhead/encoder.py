@@ -38,7 +38,7 @@ def token_budget(hidden_size: int, precision: str) -> int:
     return max(512, int(base * 384 / max(1, hidden_size)) // 128 * 128)
 
 
-def check_texts(texts: Any) -> list[str]:
+def check_texts(texts: Any, what: str = "texts") -> list[str]:
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not a single string (wrap it in a list)")
     if texts is None or isinstance(texts, (bytes, int, float)) or not hasattr(texts, "__iter__"):
@@ -50,7 +50,8 @@ def check_texts(texts: Any) -> list[str]:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # lone surrogates: e.g. invalid UTF-8 bytes in a command-line argument
-            raise ValueError(f"texts[{position}]: not valid Unicode text (invalid UTF-8 byte or lone surrogate at "
+            where = f"texts[{position}]" if what == "texts" else what
+            raise ValueError(f"{where}: not valid Unicode text (invalid UTF-8 byte or lone surrogate at "
                              f"character {exc.start})") from None
     return texts
 
@@ -78,6 +79,8 @@ class SentenceEncoder(nn.Module):
         device: str | torch.device | None = None,
     ) -> None:
         super().__init__()
+        if prefix is not None:
+            check_texts([prefix], what="prefix")
         self.backbone = backbone
         self.transformer = backbone.model
         self.tokenizer = backbone.tokenizer

@@ -16,7 +16,8 @@ def demo(
     backbone: str = typer.Option("minilm-l6", help="Backbone alias, folder or HF id."),
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set training.epochs=1."),
     text: Optional[List[str]] = typer.Option(None, "--text", help="Sentences to predict afterwards (repeatable)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Train into --output even if it holds other files."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with per-task loss."),
 ) -> None:
     quiet_libraries()
     from polyhead.config import RunConfig, apply_override
@@ -25,23 +26,32 @@ def demo(
     from polyhead.reporting import print_summary
     from polyhead.training.loop import Trainer
 
+    if text:
+        from polyhead.encoder import check_texts
+
+        check_texts(text, what="--text")
     if output.exists() and not output.is_dir():
         fail(f"--output {output}: is a file, not a folder")
-    config = demo_config(output, backbone)
-    if set_:
-        from pydantic import ValidationError
+    if output.is_dir() and any(output.iterdir()) and not (output / "demo_config.json").is_file() and not overwrite:
+        fail(f"--output {output}: holds files that are not an earlier demo run; pass --overwrite to train there "
+             f"anyway, or choose another folder")  # an earlier demo run in its own folder is simply replaced
+    from pydantic import ValidationError
 
-        from polyhead.config import describe_validation_error
+    from polyhead.config import describe_validation_error
 
-        data = config.model_dump(mode="json")
-        overridden = {}
+    overridden = {tuple(a.split("=", 1)[0].strip().split(".")): a for a in set_}
+
+    def build(write: bool) -> RunConfig:
+        data = demo_config(output, backbone, write=write)
         for assignment in set_:
             apply_override(data, assignment)
-            overridden[tuple(assignment.split("=", 1)[0].strip().split("."))] = assignment
         try:
-            config = RunConfig.model_validate(data)
+            return RunConfig.model_validate(data)
         except ValidationError as exc:
-            fail(describe_validation_error(exc, output / "demo_config.json", "", overridden))
+            fail(describe_validation_error(exc, Path("demo config"), "", overridden))
+
+    build(write=False)  # bad --set values are reported before anything is written
+    config = build(write=True)
     typer.echo(f"polyhead demo: training topic (BBC news), ner (tweets) and sentiment (tweets) on {backbone}; "
                f"data and config in {output}", err=True)
     summary = Trainer(config, output, show_progress=progress).run()

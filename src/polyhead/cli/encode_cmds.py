@@ -12,6 +12,7 @@ import numpy as np
 import typer
 
 from polyhead.cli import app, fail, quiet_libraries
+from polyhead.cli.outputs import unique_sibling
 
 CHUNK = 4096  # texts embedded per step while streaming a file: memory stays flat in the file's length
 
@@ -32,7 +33,7 @@ class _NpyWriter:
 
     def __init__(self, path: Path, dim: int) -> None:
         self.path, self.dim, self.rows = path, dim, 0
-        self.raw = path.with_name(path.name + ".partial")
+        self.raw = unique_sibling(path, ".partial")  # a fresh name: never an existing file of the user's
         self.fh = open(self.raw, "wb")
 
     def write(self, block: np.ndarray, texts: list[str]) -> None:
@@ -41,7 +42,7 @@ class _NpyWriter:
 
     def close(self) -> None:
         self.fh.close()
-        final = self.path.with_name(self.path.name + ".tmp")
+        final = unique_sibling(self.path, ".tmp")
         with open(final, "wb") as out, open(self.raw, "rb") as raw:
             header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)}
             np.lib.format.write_array_header_1_0(out, header)
@@ -58,7 +59,7 @@ class _NpyWriter:
 class _JsonlWriter:
     def __init__(self, path: Path, dim: int) -> None:
         self.path, self.rows = path, 0
-        self.tmp = path.with_name(path.name + ".partial")
+        self.tmp = unique_sibling(path, ".partial")
         self.fh = open(self.tmp, "w", encoding="utf-8")
 
     def write(self, block: np.ndarray, texts: list[str]) -> None:
@@ -140,9 +141,13 @@ def encode(
     quiet_libraries()
     from polyhead.encoder import SentenceEncoder
 
+    if texts:
+        from polyhead.encoder import check_texts
+
+        check_texts(texts)
+    total = len(texts) if texts else count_texts(input, column)  # checks the file before the model loads
     encoder = SentenceEncoder.from_pretrained(model, pooling=pooling, normalize=normalize, prefix=prefix,
                                               precision=precision)
-    total = len(texts) if texts else count_texts(input, column)
     source = iter(texts) if texts else iter_texts(input, column)
     writer = _open_writer(output, encoder.dimension)
     start, count, truncated = time.perf_counter(), 0, 0

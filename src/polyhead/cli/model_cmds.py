@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -9,6 +10,21 @@ from typing import List, Optional
 import typer
 
 from polyhead.cli import app, fail, quiet_libraries
+from polyhead.cli.outputs import unique_sibling
+
+
+def data_paths(run_config) -> list[Path]:
+    """Every data file a config reads (they must never be written over)."""
+    from polyhead.config import resolve_data_path
+
+    paths = []
+    for task in run_config.tasks.values():
+        for spec in [task.train, task.dev, task.test, *task.eval]:
+            if spec is not None:
+                paths.append(resolve_data_path(run_config, spec.path))
+                if spec.labels_path:
+                    paths.append(resolve_data_path(run_config, spec.labels_path))
+    return paths
 
 
 @app.command(help="Train a multi-task model from one YAML config plus --set key=value overrides.")
@@ -27,7 +43,8 @@ def train(
     if only is not None and not only.strip(","):
         fail("--only: give one or more task names, comma-separated")
     run_config = load_config(config, set_, only.split(",") if only else None)
-    check_run_folder(Path(output or run_config.output), "--output" if output else "output", overwrite, resume)
+    check_run_folder(Path(output or run_config.output), "--output" if output else "output", overwrite, resume,
+                     [config])
     quiet_libraries()
     from polyhead.reporting import print_summary
     from polyhead.training.loop import Trainer
@@ -61,7 +78,7 @@ def eval_(
     if not model.is_dir():
         fail(f"--model {model}: not a folder")
     if output is not None:
-        check_output_file(output, "--output", (".json",), overwrite, [config])
+        check_output_file(output, "--output", (".json",), overwrite, [config, *data_paths(run_config)], [model])
     quiet_libraries()
     from polyhead.evaluation_runner import evaluate_model
     from polyhead.reporting import print_eval_table
@@ -94,7 +111,11 @@ def predict(
     if not model.is_dir():
         fail(f"--model {model}: not a folder")
     if output is not None:
-        check_output_file(output, "--output", (".jsonl",), overwrite, [input])
+        check_output_file(output, "--output", (".jsonl",), overwrite, [input], [model])
+    if texts:
+        from polyhead.encoder import check_texts
+
+        check_texts(texts)
     quiet_libraries()
     from polyhead.model import MultiTaskModel
 
@@ -103,14 +124,20 @@ def predict(
     if not source:
         typer.echo(f"polyhead: note: {input} holds no texts; nothing to predict", err=True)
     truncated = mtl.encoder.text_tokenizer(mtl.encoder._with_prefix(source, None)).truncated if source else 0
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    partial = unique_sibling(output, ".partial") if output else None  # the old file stays until we are done
+    out = open(partial, "w", encoding="utf-8") if partial else sys.stdout
     try:
         for start in range(0, len(source), 1024):
             for record in mtl.predict(source[start:start + 1024], batch_size=batch_size):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if output:
+    except BaseException:
+        if partial:
             out.close()
+            partial.unlink(missing_ok=True)
+        raise
+    if partial:
+        out.close()
+        os.replace(partial, output)
     if output:
         typer.echo(f"wrote {len(source)} predictions to {output}", err=True)
     if truncated:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -15,11 +16,37 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def unique_sibling(path: Path, suffix: str) -> Path:
+    """A new, empty file next to `path` (same file system, so a rename moves it in place atomically)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _check_path_text(path: Path, option: str) -> None:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PolyheadError(f"{option} {str(path)!r}: not valid UTF-8; use another name") from None
+
+
+def _check_writable(folder: Path, option: str, path: Path) -> None:
+    """Really create a file there: os.access says yes to root even on /proc or a read-only mount."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".polyhead-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise PolyheadError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+
+
 def check_output_file(path: Path, option: str, suffixes: Iterable[str] | None = None, overwrite: bool = False,
-                      inputs: Iterable[Optional[str | Path]] = ()) -> Path:
-    """Raise a one-line PolyheadError unless `path` can be written as asked."""
+                      inputs: Iterable[Optional[str | Path]] = (), protect: Iterable[Path] = ()) -> Path:
+    """Raise a one-line PolyheadError unless `path` can be written as asked. `protect`: folders (a model) whose
+    files must never be replaced."""
     if not str(path).strip():
         raise PolyheadError(f"{option}: empty path")
+    _check_path_text(path, option)
     if path.is_dir():
         raise PolyheadError(f"{option} {path}: is a folder; give a file name")
     suffixes = tuple(suffixes or ())
@@ -31,8 +58,10 @@ def check_output_file(path: Path, option: str, suffixes: Iterable[str] | None = 
         raise PolyheadError(f"{option} {path}: folder {parent} does not exist")
     if not parent.is_dir():
         raise PolyheadError(f"{option} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK):
-        raise PolyheadError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    _check_writable(parent, option, path)
+    for folder in protect:
+        if folder.is_dir() and path.resolve().is_relative_to(folder.resolve()):
+            raise PolyheadError(f"{option} {path}: is inside the model folder {folder}; write it somewhere else")
     for source in inputs:
         if source and str(source) != "-" and _same_file(path, Path(source)):
             raise PolyheadError(f"{option} {path}: is also the input file; write the output somewhere else")
@@ -41,10 +70,26 @@ def check_output_file(path: Path, option: str, suffixes: Iterable[str] | None = 
     return path
 
 
-def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: bool = False) -> Path:
-    """A run folder may be new, or hold an unfinished run; a finished one is replaced only with --overwrite."""
+RUN_MARKERS = ("metrics.jsonl", "summary.json", "config.json", "last", "best", "study_process.json", "demo_config.json")
+
+
+def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: bool = False,
+                     inputs: Iterable[Optional[str | Path]] = ()) -> Path:
+    """A run folder may be new, or hold an unfinished run; a finished one is replaced only with --overwrite.
+    A folder that holds other things (a saved model, data) is never written into."""
+    _check_path_text(path, option)
     if path.exists() and not path.is_dir():
         raise PolyheadError(f"{option} {path}: is a file, not a folder")
+    if path.is_dir():
+        entries = {p.name for p in path.iterdir()}
+        if (path / "polyhead.json").is_file() or (entries and not entries & set(RUN_MARKERS)):
+            raise PolyheadError(f"{option} {path}: holds files that are not a polyhead run "
+                                f"({', '.join(sorted(entries)[:4])}{', ...' if len(entries) > 4 else ''}); "
+                                f"choose a new or empty folder")
+        for source in inputs:
+            if source and Path(source).resolve().is_relative_to(path.resolve()) and \
+                    Path(source).name in {"config.json", "metrics.jsonl", "summary.json"}:
+                raise PolyheadError(f"{option} {path}: the run would write over its own input {source}")
     parent = path.parent
     if not path.exists() and parent.exists() and not parent.is_dir():
         raise PolyheadError(f"{option} {path}: {parent} is not a folder")

@@ -113,7 +113,8 @@ class Trainer:
             if existing is not None and train is not None:
                 new = [lab for lab in build_labels(task.type, train) if lab not in existing.labels]
                 if new:
-                    raise DataError(f"tasks.{name}.train: labels {new} are not in the head loaded from init_from")
+                    raise DataError(f"tasks.{name}.train: labels {new} are not in the head loaded from "
+                                    f"{self.config.init_from}")
             if existing is None:
                 in_dim = self.model.encoder.backbone.hidden_size if task.type == "token_classification" \
                     else self.model.encoder.dimension
@@ -143,6 +144,11 @@ class Trainer:
         except (OSError, ValueError):
             raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so {self.output} cannot be "
                               f"resumed; train into a new folder") from None
+        full = json.loads(saved_path.read_text(encoding="utf-8"))
+        if full.get("backbone") != self.config.backbone:
+            raise ConfigError(f"--resume: {self.output} was trained on backbone {full.get('backbone')!r}, but this "
+                              f"config names {self.config.backbone!r}; resume with the run's own config "
+                              f"({saved_path}) or train into a new folder")
         had = {name: task.get("type") for name, task in saved.items()}
         has = {name: task.type for name, task in self.config.tasks.items()}
         if had != has:
@@ -280,6 +286,9 @@ class Trainer:
         if resuming:
             meta = load_trainer_state(self.output / "last", optimizer, scheduler)
             step, best_score, best_step = meta["step"], meta["best_score"], meta["best_step"]
+            if step >= total_steps:
+                raise ConfigError(f"--resume: the run in {self.output} already reached step {step}, and this config "
+                                  f"trains {total_steps} steps in all: nothing to continue")
             print(f"polyhead: resuming at step {step} of {total_steps}", file=sys.stderr)
         eval_every = cfg.eval_every or steps_per_epoch
         encoder_frozen = cfg.freeze in ("backbone", "all")
