@@ -27,7 +27,7 @@ from polyhead.saving import POLYHEAD_CONFIG, read_polyhead_config, save_encoder_
 # batch size. Large batches keep the matmuls efficient, but past a point the activations (tokens x hidden x 4
 # for the feed-forward layer) fall out of the CPU caches: measured on this 2-core AMX CPU, the best budget is
 # about 4096 tokens in bf16 and 2048 in fp32 at hidden size 384 (MiniLM, e5-small), half that at 768
-# (DistilmBERT); 8192 was 25-30% slower for both (benchmarks/bench_encode.py, docs/performance.md).
+# (DistilmBERT); 8192 was 20-40% slower (benchmarks/sweep_token_budget.py, docs/performance.md).
 DEFAULT_MAX_TOKENS = "auto"
 TOKEN_BUDGET_AT_384 = {"bf16": 4096, "fp32": 2048}
 
