@@ -140,11 +140,11 @@ class Trainer:
         """--resume continues the same run: the same tasks with the same types (and so the same heads)."""
         saved_path = self.output / "config.json"
         try:
-            saved = json.loads(saved_path.read_text(encoding="utf-8")).get("tasks", {})
+            full = json.loads(saved_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so {self.output} cannot be "
                               f"resumed; train into a new folder") from None
-        full = json.loads(saved_path.read_text(encoding="utf-8"))
+        saved = full.get("tasks", {})
         if full.get("backbone") != self.config.backbone:
             raise ConfigError(f"--resume: {self.output} was trained on backbone {full.get('backbone')!r}, but this "
                               f"config names {self.config.backbone!r}; resume with the run's own config "
