@@ -15,13 +15,14 @@ def test_joint_training_on_real_data_finds_eu_with_offsets(tmp_path, monkeypatch
     need_data("ner", "conll2003", "train.txt")
     monkeypatch.chdir(REPO)  # the config's data paths are relative to the repository root
     config = load_config(REPO / "configs" / "demo.yaml", [
-        "training.epochs=1", "training.eval_every=0", "tasks.ner.train.limit=1500",
+        "training.epochs=2", "training.eval_every=0", "tasks.ner.train.limit=1500",
         "tasks.sentiment.train.limit=1000", "tasks.ner.dev.limit=300", "tasks.sentiment.dev.limit=300",
         f"output={tmp_path / 'run'}"])
     summary = Trainer(config, show_progress=False).run()
-    assert summary["dev"]["ner"]["f1"] > 0.5
-    assert summary["dev"]["topic"]["accuracy"] > 0.5
-    assert summary["dev"]["sentiment"]["accuracy"] > 0.6
+    # measured here (bf16, seed 13): NER F1 0.51, topic 0.86, sentiment 0.80 after 202 steps
+    assert summary["dev"]["ner"]["f1"] > 0.4
+    assert summary["dev"]["topic"]["accuracy"] > 0.7
+    assert summary["dev"]["sentiment"]["accuracy"] > 0.7
     model = MultiTaskModel.from_pretrained(tmp_path / "run" / "best")
     text = "EU rejects German call to boycott British lamb."
     result = model.predict([text])[0]
