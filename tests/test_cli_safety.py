@@ -157,3 +157,11 @@ def test_demo_checks_overrides_before_writing_anything(tmp_path):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep")
     assert_clean_error(run_cli("demo", "-o", str(foreign)), "--overwrite")
+
+
+def test_a_token_task_without_entity_tags_is_refused(tmp_path):
+    only_o = write_jsonl(tmp_path / "o.jsonl", [{"tokens": ["a", "b"], "tags": ["O", "O"]}])
+    (tmp_path / "o.yaml").write_text(f"backbone: random:bert-tiny\ntasks:\n  n:\n    type: token_classification\n"
+                                     f"    train: {{path: {only_o}, format: jsonl}}\n", encoding="utf-8")
+    assert_clean_error(run_cli("train", str(tmp_path / "o.yaml"), "-o", str(tmp_path / "r")), "tasks.n.train",
+                       "no entity tags")

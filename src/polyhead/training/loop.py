@@ -107,9 +107,10 @@ class Trainer:
                 raise ConfigError(f"tasks.{name}.type: {task.type}, but the head {name!r} loaded from init_from is "
                                   f"a {existing.task_type} head")
             labels = existing.labels if existing is not None else build_labels(task.type, train)
-            if existing is None and task.type == "sentence_classification" and len(labels) < 2:
-                raise DataError(f"tasks.{name}.train: {task.train.path} has only the label(s) {labels}; a "
-                                f"classifier needs at least 2")
+            if existing is None and len(labels) < 2:
+                what = "only the label(s)" if task.type == "sentence_classification" else "no entity tags, only"
+                raise DataError(f"tasks.{name}.train: {task.train.path} has {what} {labels}; a classifier needs at "
+                                f"least 2 labels")
             if existing is not None and train is not None:
                 new = [lab for lab in build_labels(task.type, train) if lab not in existing.labels]
                 if new:
