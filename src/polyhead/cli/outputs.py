@@ -86,7 +86,7 @@ def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: b
             raise PolyheadError(f"{option} {path}: holds files that are not a polyhead run "
                                 f"({', '.join(sorted(entries)[:4])}{', ...' if len(entries) > 4 else ''}); "
                                 f"choose a new or empty folder")
-        for source in inputs:
+        for source in inputs if not resume else ():  # resuming from the run's own config.json is fine
             if source and Path(source).resolve().is_relative_to(path.resolve()) and \
                     Path(source).name in {"config.json", "metrics.jsonl", "summary.json"}:
                 raise PolyheadError(f"{option} {path}: the run would write over its own input {source}")
