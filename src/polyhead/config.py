@@ -147,11 +147,18 @@ def _line_of(text: str, dotted: tuple) -> int | None:
     return line
 
 
+def override_key(assignment: str) -> tuple[str, ...]:
+    """The dotted key of a `--set key=value`, as a tuple of parts."""
+    return tuple(assignment.split("=", 1)[0].strip().split("."))
+
+
 def apply_override(data: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.epochs=1")
     key, raw = assignment.split("=", 1)
-    parts = key.strip().split(".")
+    if not key.strip():
+        raise ConfigError(f"--set {assignment!r}: empty key; expected key=value, e.g. training.epochs=1")
+    parts = list(override_key(assignment))
     target = data
     for part in parts[:-1]:
         existing = target.get(part)
@@ -199,13 +206,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None, only: list
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
-    overridden: dict[tuple, str] = {}
     for assignment in overrides or []:
         apply_override(data, assignment)
-        key = assignment.split("=", 1)[0].strip()
-        if not key:
-            raise ConfigError(f"--set {assignment!r}: empty key; expected key=value, e.g. training.epochs=1")
-        overridden[tuple(key.split("."))] = assignment
+    overridden = {override_key(a): a for a in overrides or []}
     if only:
         select_tasks(data, only)
     try:

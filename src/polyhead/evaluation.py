@@ -66,7 +66,7 @@ def predict_set(model, task: str, encoded, batch_size: int = 64) -> list:
     with runtime.inference(enc.precision, enc.device_):
         for batch in plan_batches([len(x) for x in encoded.ids], batch_size, enc.resolve_max_tokens("auto")):
             ids, mask = pad_batch([encoded.ids[i] for i in batch], enc.text_tokenizer.pad_id)
-            shapes = pad_batch([encoded.shapes[i] for i in batch], 0)[0] if head.case_features else None
+            shapes = encoded.batch_shapes(batch) if head.case_features else None
             best = model(ids.to(enc.device_), mask.to(enc.device_), [task], shapes)[task].argmax(-1).cpu().numpy()
             for row, i in enumerate(batch):
                 predictions[i] = _decode(head, best[row], encoded, i)

@@ -25,6 +25,7 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
+        self.last_truncated = 0  # texts of the last predict() call cut at the encoder's max_length
         self.eval()  # inference mode by default, like a loaded model; the trainer switches to train()
 
     # -- forward --------------------------------------------------------------------------------------
@@ -62,6 +63,7 @@ class MultiTaskModel(nn.Module):
         enc = self.encoder
         prefixed = enc._with_prefix(texts, None)
         tokens = enc.text_tokenizer(prefixed)
+        self.last_truncated = tokens.truncated  # texts cut at max_length, as SentenceEncoder.encode reports
         shift = len(enc.prefix or "")
         results: list[dict] = [{"text": t} for t in texts]
         was_training = self.training

@@ -37,9 +37,9 @@ def demo(
              f"anyway, or choose another folder")  # an earlier demo run in its own folder is simply replaced
     from pydantic import ValidationError
 
-    from polyhead.config import describe_validation_error
+    from polyhead.config import describe_validation_error, override_key
 
-    overridden = {tuple(a.split("=", 1)[0].strip().split(".")): a for a in set_}
+    overridden = {override_key(a): a for a in set_}
 
     def build(write: bool) -> RunConfig:
         data = demo_config(output, backbone, write=write)

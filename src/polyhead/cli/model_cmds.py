@@ -123,13 +123,14 @@ def predict(
     source = list(texts) if texts else list(iter_texts(input, column))
     if not source:
         typer.echo(f"polyhead: note: {input} holds no texts; nothing to predict", err=True)
-    truncated = mtl.encoder.text_tokenizer(mtl.encoder._with_prefix(source, None)).truncated if source else 0
     partial = unique_sibling(output, ".partial") if output else None  # the old file stays until we are done
     out = open(partial, "w", encoding="utf-8") if partial else sys.stdout
+    truncated = 0
     try:
         for start in range(0, len(source), 1024):
             for record in mtl.predict(source[start:start + 1024], batch_size=batch_size):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            truncated += mtl.last_truncated
     except BaseException:
         if partial:
             out.close()

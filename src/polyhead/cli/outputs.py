@@ -33,9 +33,7 @@ def _check_path_text(path: Path, option: str) -> None:
 def _check_writable(folder: Path, option: str, path: Path) -> None:
     """Really create a file there: os.access says yes to root even on /proc or a read-only mount."""
     try:
-        fd, name = tempfile.mkstemp(prefix=".polyhead-write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(name)
+        unique_sibling(folder / "polyhead-write-test", "").unlink()
     except OSError as exc:
         raise PolyheadError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
 

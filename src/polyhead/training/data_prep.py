@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from polyhead.config import DataSpec, RunConfig, TaskConfig, resolve_data_path
-from polyhead.data.batching import TextTokenizer
-from polyhead.data.word_shape import token_shapes
+from polyhead.data.batching import TextTokenizer, pad_batch
 from polyhead.data.readers import SentenceExample, TokenExample, read_sentence_examples, read_token_examples
+from polyhead.data.word_shape import token_shapes
 from polyhead.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE = -100
 
@@ -30,6 +33,10 @@ class EncodedSet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def batch_shapes(self, batch: Sequence[int]) -> torch.Tensor:
+        """(B, T) word-shape ids of these examples, padded with NONE like the token ids."""
+        return pad_batch([self.shapes[i] for i in batch], 0)[0]
 
 
 def read_split(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSpec):

@@ -214,7 +214,7 @@ class Trainer:
             encoded = self.train_sets[name]
             ids, mask = pad_batch([encoded.ids[i] for i in batch], self.model.encoder.text_tokenizer.pad_id)
             device = self.model.encoder.device_
-            shapes = pad_batch([encoded.shapes[i] for i in batch], 0)[0] if head.case_features else None
+            shapes = encoded.batch_shapes(batch) if head.case_features else None
             logits = self.model(ids.to(device), mask.to(device), [name], shapes)[name]
             if head.reads_tokens:
                 targets = torch.full(ids.shape, IGNORE, dtype=torch.long)
