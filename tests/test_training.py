@@ -250,3 +250,37 @@ def test_missing_data_empty_train_and_unseen_labels(tmp_path):
     config.tasks["topic"].unseen_labels = "skip"
     summary = Trainer(config, show_progress=False).run()
     assert summary["dev"]["topic"]["n"] == 1
+
+
+def test_trained_encoder_takes_the_folders_max_length(tmp_path):
+    """A run on minilm-l6 truncates where SentenceEncoder.from_pretrained("minilm-l6") does (the package's
+    sentence_bert_config.json says 256), unless the config sets max_length."""
+    import polyhead.training.loop as loop
+    from polyhead.encoder import SentenceEncoder
+
+    config = tiny_config(tmp_path, backbone="minilm-l6")
+    assert loop.build_model(config).encoder.max_length == SentenceEncoder.from_pretrained("minilm-l6").max_length == 256
+    config.max_length = 64
+    assert loop.build_model(config).encoder.max_length == 64
+
+
+def test_label_names_rename_labels_in_head_reports_and_predictions(tmp_path):
+    rows = [{"text": t, "label": "1" if g == "sport" else "0"} for t, g in TOPICS]
+    data = write_jsonl(tmp_path / "binary.jsonl", rows)
+    path = tmp_path / "run.yaml"
+    path.write_text(f"backbone: random:bert-tiny\ntasks:\n  s:\n    type: sentence_classification\n"
+                    f"    train: {{path: {data}, format: jsonl}}\n    dev: {{path: {data}, format: jsonl}}\n"
+                    f"    label_names: {{0: politics, 1: sport}}\n"
+                    f"training: {{max_steps: 2, batch_size: 2, precision: fp32}}\noutput: {tmp_path / 'run'}\n")
+    config = load_config(path)
+    assert config.tasks["s"].label_names == {"0": "politics", "1": "sport"}  # YAML int keys read as text
+    summary = Trainer(config, show_progress=False).run()
+    assert set(summary["dev"]["s"]["per_class"]) >= {"politics", "sport"}
+    model = MultiTaskModel.from_pretrained(tmp_path / "run" / "best")
+    assert model.heads["s"].labels == ["politics", "sport"]
+    assert model.predict(["The striker scored"])[0]["s"]["label"] in {"politics", "sport"}
+
+    with pytest.raises(DataError, match=r"tasks.s.label_names: \['2'\] never occur"):
+        Trainer(load_config(path, ["tasks.s.label_names={0: politics, 2: sport}"]), show_progress=False).run()
+    with pytest.raises(ConfigError, match="label_names: only for sentence_classification"):
+        load_config(path, ["tasks.s.type=token_classification"])

@@ -62,6 +62,26 @@ class TaskConfig(Strict):
     eval: list[DataSpec] = Field(default_factory=list)  # more eval sets (other languages) reported with dev
     head: HeadOptions = Field(default_factory=HeadOptions)
     unseen_labels: Literal["error", "skip"] = "error"
+    # sentence tasks: names for the labels as the files write them, e.g. SST-2's {0: negative, 1: positive};
+    # applied to every split when read, so the head, reports and predictions use the names
+    label_names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _label_keys_as_text(cls, value: Any) -> Any:
+        # YAML reads `{0: negative}` with an int key; labels in data files are text
+        if isinstance(value, dict):
+            return {str(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else k: v
+                    for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _label_names_for_sentence_tasks(self) -> "TaskConfig":
+        if self.label_names and self.type != "sentence_classification":
+            raise ValueError("label_names: only for sentence_classification tasks (token tags keep their names)")
+        if any(not name.strip() for name in self.label_names.values()):
+            raise ValueError("label_names: a label name is empty")
+        return self
 
     @property
     def metric(self) -> str:

@@ -47,7 +47,7 @@ def demo_config(output: Path, backbone: str = "minilm-l6", size: str = "small", 
     config = {
         "backbone": backbone,
         "tasks": tasks,
-        "training": {"epochs": 3, "batch_size": 32, "lr": 1e-4, "head_lr": 1e-3, "llrd": 0.9, "sampling": "temperature",
+        "training": {"epochs": 3, "batch_size": 32, "lr": 1e-4, "head_lr": 5e-3, "llrd": 0.9, "sampling": "temperature",
                      "temperature": 2.0, "eval_every": 0, "seed": 13},
         "output": str(output),
     }

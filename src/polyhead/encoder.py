@@ -122,7 +122,7 @@ class SentenceEncoder(nn.Module):
         backbone = load_backbone(name_or_dir)
         folder = Path(backbone.source) if Path(backbone.source).is_dir() else None
         saved = read_polyhead_config(folder) if folder else None
-        settings = dict(saved["encoder"]) if saved else _settings_from_sentence_transformers(folder)
+        settings = folder_settings(backbone)
         for key, value in (("pooling", pooling), ("normalize", normalize), ("projection_dim", projection_dim),
                            ("max_length", max_length), ("prefix", prefix)):
             if value is not None:
@@ -244,6 +244,14 @@ class SentenceEncoder(nn.Module):
 
         state = load_file(str(directory / "2_Dense" / "model.safetensors"))
         self.projection.load_state_dict({"weight": state["linear.weight"], "bias": state["linear.bias"]})
+
+
+def folder_settings(backbone: Backbone) -> dict:
+    """The encoder settings the backbone's folder declares: a polyhead folder's own, else those of a
+    sentence-transformers folder (pooling, normalize, max_seq_length); {} for a plain HF model."""
+    folder = Path(backbone.source) if Path(backbone.source).is_dir() else None
+    saved = read_polyhead_config(folder) if folder else None
+    return dict(saved["encoder"]) if saved else _settings_from_sentence_transformers(folder)
 
 
 def _settings_from_sentence_transformers(folder: Path | None) -> dict:

@@ -2,7 +2,7 @@
 sub-word, -100 on the others and on special tokens)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -49,8 +49,23 @@ def read_split(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSp
     if task.type == "token_classification":
         return read_token_examples(path, spec.format, tokens=spec.tokens, tags=spec.tags, labels_path=labels_path,
                                    limit=spec.limit, encoding=spec.encoding)
-    return read_sentence_examples(path, spec.format, text=spec.text, label=spec.label, labels_path=labels_path,
-                                  limit=spec.limit, encoding=spec.encoding)
+    examples = read_sentence_examples(path, spec.format, text=spec.text, label=spec.label, labels_path=labels_path,
+                                      limit=spec.limit, encoding=spec.encoding)
+    return rename_labels(task_name, task, spec, examples)
+
+
+def rename_labels(task_name: str, task: TaskConfig, spec: DataSpec, examples: list) -> list:
+    """Apply `tasks.NAME.label_names`; in the training split every named label must occur (a typo shows)."""
+    names = task.label_names
+    if not names:
+        return examples
+    if spec is task.train:
+        found = {ex.label for ex in examples}
+        missing = [raw for raw in names if raw not in found]
+        if missing and examples:
+            raise DataError(f"tasks.{task_name}.label_names: {missing} never occur as labels in {spec.path} "
+                            f"(labels there: {', '.join(sorted(found, key=_natural)[:12])})")
+    return [replace(ex, label=names.get(ex.label, ex.label)) if ex.label is not None else ex for ex in examples]
 
 
 def build_labels(task_type: str, examples: Sequence) -> list[str]:

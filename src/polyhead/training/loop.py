@@ -18,7 +18,7 @@ from polyhead import runtime
 from polyhead.backbones import load_backbone
 from polyhead.config import RunConfig, config_to_dict
 from polyhead.data.batching import pad_batch
-from polyhead.encoder import SentenceEncoder
+from polyhead.encoder import SentenceEncoder, folder_settings
 from polyhead.errors import ConfigError, DataError
 from polyhead.evaluation import evaluate_set, main_metric, score_set
 from polyhead.heads import ClassificationHead
@@ -35,8 +35,12 @@ def build_model(config: RunConfig) -> MultiTaskModel:
     precision = config.training.precision
     if config.init_from:
         return MultiTaskModel.from_pretrained(config.init_from, precision=precision)
-    encoder = SentenceEncoder(load_backbone(config.backbone), pooling=config.pooling, normalize=config.normalize,
-                              projection_dim=config.projection_dim, max_length=config.max_length,
+    backbone = load_backbone(config.backbone)
+    # the folder's own max length (e.g. sentence-transformers' max_seq_length 256 for MiniLM), as
+    # SentenceEncoder.from_pretrained reads it, unless the config sets one
+    max_length = config.max_length or folder_settings(backbone).get("max_length")
+    encoder = SentenceEncoder(backbone, pooling=config.pooling, normalize=config.normalize,
+                              projection_dim=config.projection_dim, max_length=max_length,
                               prefix=config.prefix, precision=precision)
     return MultiTaskModel(encoder, {})
 
