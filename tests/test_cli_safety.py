@@ -56,6 +56,7 @@ def test_train_eval_predict_protect_outputs_and_explain_resume_mismatch(tmp_path
     other = _tiny_run_config(tmp_path, tasks=("topic",))
     assert_clean_error(run_cli("train", other, "-o", str(run), "--resume", "--no-progress"),
                        "--resume", "ner (token_classification)")
+    assert_clean_error(run_cli("train", config, "-o", str(run), "--resume", "--overwrite"), "give one of them")
 
     texts = tmp_path / "texts.txt"
     texts.write_text("EU rejects German call.\n", encoding="utf-8")

@@ -59,6 +59,18 @@ def test_inside_tags_join_words_into_one_entity():
                        "score": entity[0]["score"]}]
 
 
+def test_a_word_cut_by_truncation_is_left_out_whole():
+    model = make_model(every_word="B-PER")
+    model.encoder.text_tokenizer = type(model.encoder.text_tokenizer)(model.encoder.tokenizer, 8)
+    # 8 tokens: [CLS] the new german leader angela mer [SEP]; "Merkel" (mer ##kel) straddles the cut
+    text = "The new German leader Angela Merkel met Obama"
+    words = [e["text"] for e in model.predict([text])[0]["ner"]]
+    assert model.last_truncated == 1
+    assert words == ["The", "new", "German", "leader", "Angela"]  # not "Mer"
+    assert [e["text"] for e in model.predict(["Angela Merkel met Obama in Berlin"])[0]["ner"]] == \
+        ["Angela", "Merkel", "met", "Obama", "in"]  # a cut between whole words loses nothing kept
+
+
 def test_one_encoder_pass_feeds_every_head(model):
     calls = []
     handle = model.encoder.transformer.register_forward_hook(lambda *args: calls.append(1))

@@ -284,3 +284,43 @@ def test_label_names_rename_labels_in_head_reports_and_predictions(tmp_path):
         Trainer(load_config(path, ["tasks.s.label_names={0: politics, 2: sport}"]), show_progress=False).run()
     with pytest.raises(ConfigError, match="label_names: only for sentence_classification"):
         load_config(path, ["tasks.s.type=token_classification"])
+
+
+def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_path):
+    import os
+    import signal
+
+    from safetensors.torch import load_file
+
+    (tmp_path / "f").mkdir()
+    full = tiny_config(tmp_path / "f", max_steps=6, eval_every=100)
+    Trainer(full, show_progress=False).run()
+    stopped = tiny_config(tmp_path / "f", max_steps=6, eval_every=100)
+    stopped.output = str(tmp_path / "r")
+    calls = {"n": 0}
+    original = Trainer.loss_on
+
+    def ctrl_c_during_fifth(self, name, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step: the step still completes
+        return original(self, name, batch)
+
+    Trainer.loss_on = ctrl_c_during_fifth
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(stopped, show_progress=False).run()
+    finally:
+        Trainer.loss_on = original
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert json.loads((tmp_path / "r" / "last" / "trainer_state.json").read_text())["step"] == 5
+
+    other = tiny_config(tmp_path / "f", max_steps=6, eval_every=100, lr=5e-4)
+    other.output = stopped.output
+    with pytest.raises(ConfigError, match=r"--resume: this config differs.*training.lr: 0.001 in the run, 0.0005 now"):
+        Trainer(other, resume=True, show_progress=False).run()
+    Trainer(stopped, resume=True, show_progress=False).run()
+    want = load_file(full.output + "/last/model.safetensors")
+    got = load_file(stopped.output + "/last/model.safetensors")
+    assert max(float((want[k] - got[k]).abs().max()) for k in want) < 1e-6
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["init_from"] is None  # not last/

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -88,6 +88,11 @@ class TaskConfig(Strict):
         return "f1" if self.type == "token_classification" else "accuracy"
 
 
+# dev metrics a checkpoint can be chosen by (polyhead.evaluation computes them)
+SELECTABLE_METRICS = {"sentence_classification": ("accuracy", "macro_f1"),
+                      "token_classification": ("f1", "precision", "recall")}
+
+
 class TrainingConfig(Strict):
     epochs: float = Field(default=3, gt=0)
     max_steps: Optional[int] = Field(default=None, ge=1)
@@ -100,7 +105,7 @@ class TrainingConfig(Strict):
     freeze: str = "none"
     sampling: Literal["proportional", "temperature", "round_robin"] = "proportional"
     temperature: float = Field(default=2.0, gt=0)
-    loss_weights: dict[str, float] = Field(default_factory=dict)
+    loss_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     seed: int = 13
     eval_every: int = Field(default=0, ge=0)  # steps; 0 = at the end of each epoch
@@ -129,6 +134,18 @@ class RunConfig(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: str = "runs/run"
     _base_dir: Optional[Path] = PrivateAttr(default=None)  # folder of the YAML file, for relative data paths
+    _source: Optional[tuple] = PrivateAttr(default=None)  # (YAML path, its text, --set overrides by key)
+
+    def where(self, *loc: str | int) -> str:
+        """'file:line: ' (or '--set key=value: ') of where a key was given, for later errors; '' if unknown."""
+        if self._source is None:
+            return ""
+        path, text, overridden = self._source
+        for key, assignment in overridden.items():
+            if tuple(str(p) for p in loc[:len(key)]) == key:
+                return f"--set {assignment}: "
+        line = _line_of(text, loc)
+        return f"{path}:{line}: " if line else ""
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "RunConfig":
@@ -137,7 +154,24 @@ class RunConfig(Strict):
         for name in self.training.loss_weights:
             if name not in self.tasks:
                 raise ValueError(f"training.loss_weights names unknown task {name!r}; tasks are {list(self.tasks)}")
+        self._check_select_metric()
         return self
+
+    def _check_select_metric(self) -> None:
+        # checked here, not at the first evaluation: a typo must not cost a run
+        select = self.training.select_metric
+        if select == "mean":
+            return
+        task, _, metric = select.partition(".")
+        if task not in self.tasks:
+            raise ValueError(f"training.select_metric {select!r}: no task {task!r}; use 'mean' or <task>.<metric> "
+                             f"with a task of {list(self.tasks)}")
+        allowed = SELECTABLE_METRICS[self.tasks[task].type]
+        if metric not in allowed:
+            raise ValueError(f"training.select_metric {select!r}: {task} is a {self.tasks[task].type} task; its "
+                             f"metrics are {', '.join(f'{task}.{m}' for m in allowed)}")
+        if self.tasks[task].dev is None:
+            raise ValueError(f"training.select_metric {select!r}: tasks.{task} has no dev set to measure it on")
 
     def frozen_heads(self) -> list[str]:
         freeze = self.training.freeze
@@ -236,13 +270,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None, only: list
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, path, text, overridden)) from None
     config._base_dir = path.resolve().parent
+    config._source = (path, text, overridden)
     return config
+
+
+_LEADING_KEY = re.compile(r"^((?:training|tasks)\.[\w\-]+(?:\.[\w\-]+)*)[ :]")
 
 
 def describe_validation_error(exc: ValidationError, path: Path, text: str, overridden: dict[tuple, str] | None = None) -> str:
     messages = []
     for error in exc.errors()[:3]:
         loc = tuple(error["loc"])
+        msg = error["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        named = _LEADING_KEY.match(msg) if not loc else None
+        if named:  # a whole-config check whose message starts with the key it is about: point at that key
+            loc = tuple(named.group(1).split("."))
         key = ".".join(str(p) for p in loc) or "(top level)"
         assignment = next((a for k, a in (overridden or {}).items() if loc[:len(k)] == k), None)
         if assignment is None and not loc:  # a whole-config check: blame an override that the message names
@@ -252,14 +296,11 @@ def describe_validation_error(exc: ValidationError, path: Path, text: str, overr
         else:
             line = _line_of(text, loc)
             where = f"{path}:{line}" if line else str(path)
-        msg = error["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
         if error["type"] == "extra_forbidden":
             msg = "unknown key"
         elif error["type"] == "missing":
             msg = "required key is missing"
-        messages.append(f"{where}: config key '{key}': {msg}")
+        messages.append(f"{where}: {msg}" if named else f"{where}: config key '{key}': {msg}")
     more = f" (and {len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
     return "; ".join(messages) + more
 

@@ -25,7 +25,8 @@ def evaluate_model(model_dir: Path, config: RunConfig, split: str = "dev", preci
         for set_name, spec in specs:
             if spec is None:
                 continue
-            examples = check_labels(name, task, read_split(config, name, task, spec), labels)
+            examples = check_labels(name, task, read_split(config, name, task, spec), labels,
+                                    f"the labels of the model's head {name!r}")
             encoded = encode_set(name, set_name, task.type, examples, labels, tokenizer, prefix)
             results.setdefault(name, {})[set_name] = evaluate_set(model, name, encoded)
     if not results:

@@ -82,9 +82,12 @@ class MultiTaskModel(nn.Module):
                     labels = self.heads[name].labels
                     for row, index in enumerate(batch):
                         if self.heads[name].reads_tokens:
+                            # a word cut by truncation is left out, like the words after it: never half a word
+                            cut = tokens.cut_words[index]
+                            word_ids = tokens.word_ids[index] if cut is None else \
+                                [None if w == cut else w for w in tokens.word_ids[index]]
                             results[index][name] = decode_entities(
-                                texts[index], probs[row], labels, tokens.word_ids[index],
-                                tokens.offsets[index], shift)
+                                texts[index], probs[row], labels, word_ids, tokens.offsets[index], shift)
                         else:
                             best = int(probs[row].argmax())
                             results[index][name] = {"label": labels[best], "score": round(float(probs[row][best]), 6)}

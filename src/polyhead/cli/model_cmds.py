@@ -42,6 +42,8 @@ def train(
 
     if only is not None and not only.strip(","):
         fail("--only: give one or more task names, comma-separated")
+    if resume and overwrite:
+        fail("--resume continues the run in the output folder and --overwrite replaces it: give one of them")
     run_config = load_config(config, set_, only.split(",") if only else None)
     check_run_folder(Path(output or run_config.output), "--output" if output else "output", overwrite, resume,
                      [config])
@@ -143,4 +145,4 @@ def predict(
         typer.echo(f"wrote {len(source)} predictions to {output}", err=True)
     if truncated:
         typer.echo(f"note: {truncated} of {len(source)} texts reached the model's {mtl.encoder.max_length} tokens "
-                   f"and were truncated: sentence labels read only their beginning", err=True)
+                   f"and were truncated: labels and entities come from their beginning only", err=True)

@@ -15,6 +15,7 @@ class Tokenized:
     offsets: list[list[tuple[int, int]]]
     word_ids: list[list[int | None]]
     truncated: int  # how many inputs lost tokens to max_length
+    cut_words: list[int | None]  # per input: the word that truncation split (its first pieces kept), else None
 
 
 class TextTokenizer:
@@ -38,7 +39,18 @@ class TextTokenizer:
             offsets=[e.offsets for e in encodings],
             word_ids=[e.word_ids for e in encodings],
             truncated=sum(1 for e in encodings if e.overflowing),
+            cut_words=[_cut_word(e) for e in encodings],
         )
+
+
+def _cut_word(encoding: Any) -> int | None:
+    """The word id whose sub-words straddle the truncation point: the last word kept is also the first of the
+    overflow (word ids are those of the whole input in both)."""
+    if not encoding.overflowing:
+        return None
+    kept = next((w for w in reversed(encoding.word_ids) if w is not None), None)
+    rest = next((w for w in encoding.overflowing[0].word_ids if w is not None), None)
+    return kept if kept is not None and kept == rest else None
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int | None = None) -> list[list[int]]:

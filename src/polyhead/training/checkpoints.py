@@ -1,13 +1,19 @@
-"""Resumable training state without pickle: optimizer tensors and RNG in safetensors, the rest in JSON."""
+"""Resumable training state without pickle (optimizer tensors and RNG in safetensors, the rest in JSON), the
+checks that a --resume continues the same run, and a clean stop on Ctrl-C / SIGTERM."""
 from __future__ import annotations
 
 import json
 import os
 import random
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from polyhead.config import RunConfig, config_to_dict
+from polyhead.errors import ConfigError
 
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
@@ -80,3 +86,71 @@ def _tuples(value):
 def _np_state(value):
     name, keys, pos, has_gauss, cached = value
     return name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
+def check_resumable(config: RunConfig, output: Path) -> None:
+    """--resume continues the same run: the same backbone, tasks and settings as its saved config.json."""
+    saved_path = output / "config.json"
+    try:
+        full = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so {output} cannot be "
+                          f"resumed; train into a new folder") from None
+    saved = full.get("tasks", {})
+    if full.get("backbone") != config.backbone:
+        raise ConfigError(f"--resume: {output} was trained on backbone {full.get('backbone')!r}, but this "
+                          f"config names {config.backbone!r}; resume with the run's own config "
+                          f"({saved_path}) or train into a new folder")
+    had = {name: task.get("type") for name, task in saved.items()}
+    has = {name: task.type for name, task in config.tasks.items()}
+    if had != has:
+        show = lambda tasks: ", ".join(f"{n} ({t})" for n, t in tasks.items()) or "none"  # noqa: E731
+        raise ConfigError(f"--resume: {output} was trained with tasks {show(had)}, but this config has "
+                          f"{show(has)}; resume with the run's own config ({saved_path}) or train into a new "
+                          f"folder")
+    try:  # the saved config read as this version reads configs, so keys added since take their defaults
+        was = _flatten(config_to_dict(RunConfig.model_validate(full)))
+    except ValueError:
+        return
+    now = _flatten(config_to_dict(config))
+    changed = [k for k in sorted(set(was) | set(now)) if k.split(".")[0] not in ("output", "init_from")
+               and was.get(k) != now.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {was.get(k)!r} in the run, {now.get(k)!r} now" for k in changed[:4])
+        more = f" (and {len(changed) - 4} more)" if len(changed) > 4 else ""
+        raise ConfigError(f"--resume: this config differs from the one {output} was trained with: "
+                          f"{shown}{more}; give the same --set overrides, or resume with the run's own config: "
+                          f"polyhead train {saved_path} -o {output} --resume")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+class StopRequest:
+    """While training: SIGINT (Ctrl-C) or SIGTERM only asks to stop at the next step boundary, so the state saved
+    is a whole step's; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}

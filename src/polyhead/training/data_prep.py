@@ -39,22 +39,32 @@ class EncodedSet:
         return pad_batch([self.shapes[i] for i in batch], 0)[0]
 
 
+def spec_key(task: TaskConfig, spec: DataSpec) -> tuple:
+    """Where a data spec sits under its task: ("train",), ("dev",), ("test",) or ("eval", i)."""
+    for key in ("train", "dev", "test"):
+        if getattr(task, key) is spec:
+            return (key,)
+    return ("eval", next(i for i, s in enumerate(task.eval) if s is spec))
+
+
 def read_split(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSpec):
     path = resolve_data_path(config, spec.path)
     labels_path = str(resolve_data_path(config, spec.labels_path)) if spec.labels_path else None
+    at = ("tasks", task_name, *spec_key(task, spec))
     if not path.exists():
-        raise DataError(f"tasks.{task_name}: data file not found: {spec.path}")
+        raise DataError(f"{config.where(*at, 'path')}tasks.{task_name}: data file not found: {spec.path}")
     if labels_path and not Path(labels_path).exists():
-        raise DataError(f"tasks.{task_name}: labels_path not found: {spec.labels_path}")
+        raise DataError(f"{config.where(*at, 'labels_path')}tasks.{task_name}: labels_path not found: "
+                        f"{spec.labels_path}")
     if task.type == "token_classification":
         return read_token_examples(path, spec.format, tokens=spec.tokens, tags=spec.tags, labels_path=labels_path,
                                    limit=spec.limit, encoding=spec.encoding)
     examples = read_sentence_examples(path, spec.format, text=spec.text, label=spec.label, labels_path=labels_path,
                                       limit=spec.limit, encoding=spec.encoding)
-    return rename_labels(task_name, task, spec, examples)
+    return rename_labels(config, task_name, task, spec, examples)
 
 
-def rename_labels(task_name: str, task: TaskConfig, spec: DataSpec, examples: list) -> list:
+def rename_labels(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSpec, examples: list) -> list:
     """Apply `tasks.NAME.label_names`; in the training split every named label must occur (a typo shows)."""
     names = task.label_names
     if not names:
@@ -63,7 +73,8 @@ def rename_labels(task_name: str, task: TaskConfig, spec: DataSpec, examples: li
         found = {ex.label for ex in examples}
         missing = [raw for raw in names if raw not in found]
         if missing and examples:
-            raise DataError(f"tasks.{task_name}.label_names: {missing} never occur as labels in {spec.path} "
+            raise DataError(f"{config.where('tasks', task_name, 'label_names')}tasks.{task_name}.label_names: "
+                            f"{missing} never occur as labels in {spec.path} "
                             f"(labels there: {', '.join(sorted(found, key=_natural)[:12])})")
     return [replace(ex, label=names.get(ex.label, ex.label)) if ex.label is not None else ex for ex in examples]
 
@@ -81,7 +92,8 @@ def _natural(label: str):
     return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
 
 
-def check_labels(task_name: str, task: TaskConfig, examples: list, labels: list[str]) -> list:
+def check_labels(task_name: str, task: TaskConfig, examples: list, labels: list[str],
+                 labels_from: str = "its training data") -> list:
     """Unseen-label policy: `error` (default) names the file:line; `skip` drops those examples."""
     known = set(labels)
     kept = []
@@ -91,9 +103,11 @@ def check_labels(task_name: str, task: TaskConfig, examples: list, labels: list[
         if not unseen:
             kept.append(ex)
         elif task.unseen_labels == "error":
-            raise DataError(f"{ex.source}: label {unseen[0]!r} of task {task_name!r} does not occur in its training "
-                            f"data (known: {', '.join(labels[:12])}{'...' if len(labels) > 12 else ''}); set "
-                            f"tasks.{task_name}.unseen_labels: skip to drop such examples")
+            rename = (f"; if this file names the labels differently, map them with tasks.{task_name}.label_names"
+                      if task.type == "sentence_classification" else "")
+            raise DataError(f"{ex.source}: label {unseen[0]!r} of task {task_name!r} does not occur in {labels_from} "
+                            f"(known: {', '.join(labels[:12])}{'...' if len(labels) > 12 else ''}); set "
+                            f"tasks.{task_name}.unseen_labels: skip to drop such examples{rename}")
     return kept
 
 

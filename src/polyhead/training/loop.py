@@ -24,7 +24,8 @@ from polyhead.evaluation import evaluate_set, main_metric, score_set
 from polyhead.heads import ClassificationHead
 from polyhead.model import MultiTaskModel
 from polyhead.training import feature_cache as fc
-from polyhead.training.checkpoints import has_trainer_state, load_trainer_state, save_trainer_state
+from polyhead.training.checkpoints import (StopRequest, check_resumable, has_trainer_state, load_trainer_state,
+                                           save_trainer_state)
 from polyhead.training.data_prep import IGNORE, build_labels, check_labels, encode_set, read_split
 from polyhead.training.freezing import apply_freeze, count_parameters, parameter_groups
 from polyhead.training.sampling import task_probabilities, task_schedule
@@ -71,6 +72,7 @@ def make_adamw(groups) -> torch.optim.Optimizer:
 FEATURE_SPILL_DIR = "feature_cache"
 
 
+
 class Trainer:
     def __init__(self, config: RunConfig, output: str | Path | None = None, resume: bool = False,
                  show_progress: bool = True) -> None:
@@ -104,7 +106,8 @@ class Trainer:
             existing = self.model.heads[name] if name in self.model.heads else None
             train = read_split(self.config, name, task, task.train) if task.train else None
             if train is not None and not train:
-                raise DataError(f"tasks.{name}.train: no examples in {task.train.path}")
+                raise DataError(f"{self.config.where('tasks', name, 'train', 'path')}tasks.{name}.train: no examples "
+                                f"in {task.train.path}")
             if train is None and existing is None:
                 raise ConfigError(f"tasks.{name}.train: required (the head is new, so it needs training data)")
             if existing is not None and existing.task_type != task.type:
@@ -141,26 +144,6 @@ class Trainer:
         for name in unknown:  # heads from init_from that this config does not train or evaluate
             del self.model.heads[name]
 
-    def _check_resumable(self) -> None:
-        """--resume continues the same run: the same tasks with the same types (and so the same heads)."""
-        saved_path = self.output / "config.json"
-        try:
-            full = json.loads(saved_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise ConfigError(f"--resume: {saved_path} is missing or unreadable, so {self.output} cannot be "
-                              f"resumed; train into a new folder") from None
-        saved = full.get("tasks", {})
-        if full.get("backbone") != self.config.backbone:
-            raise ConfigError(f"--resume: {self.output} was trained on backbone {full.get('backbone')!r}, but this "
-                              f"config names {self.config.backbone!r}; resume with the run's own config "
-                              f"({saved_path}) or train into a new folder")
-        had = {name: task.get("type") for name, task in saved.items()}
-        has = {name: task.type for name, task in self.config.tasks.items()}
-        if had != has:
-            show = lambda tasks: ", ".join(f"{n} ({t})" for n, t in tasks.items()) or "none"  # noqa: E731
-            raise ConfigError(f"--resume: {self.output} was trained with tasks {show(had)}, but this config has "
-                              f"{show(has)}; resume with the run's own config ({saved_path}) or train into a new "
-                              f"folder")
 
     # -- logging --------------------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -240,8 +223,9 @@ class Trainer:
         resuming = self.resume and has_trainer_state(self.output / "last")
         if self.resume and not resuming:
             print(f"polyhead: nothing to resume in {self.output}/last; starting fresh", file=sys.stderr)
+        original_init_from = self.config.init_from
         if resuming:
-            self._check_resumable()
+            check_resumable(self.config, self.output)
             self.config.init_from = str(self.output / "last")
         self.model = build_model(self.config)
         self._check_freeze() if not resuming else None
@@ -251,7 +235,8 @@ class Trainer:
         self.output.mkdir(parents=True, exist_ok=True)
         if not resuming:
             self.log_path.unlink(missing_ok=True)
-        (self.output / "config.json").write_text(json.dumps(config_to_dict(self.config), indent=2), encoding="utf-8")
+        as_run = {**config_to_dict(self.config), "init_from": original_init_from}  # not last/ after a resume
+        (self.output / "config.json").write_text(json.dumps(as_run, indent=2), encoding="utf-8")
         encoder = self.model.encoder
         print(f"polyhead: backbone {encoder.backbone.describe()}; precision {encoder.precision}; "
               f"trainable {trainable:,} of {total:,} parameters; frozen: {', '.join(frozen) or 'nothing'}",
@@ -306,48 +291,63 @@ class Trainer:
 
         bar = tqdm(total=total_steps, initial=step, unit="step", file=sys.stderr, disable=not self.show_progress,
                    mininterval=1.0)
+
+        def save_last() -> None:
+            nonlocal weights_from
+            self.model.save(self.output / "last", {"training": {**summary, "step": step}}, weights_from)
+            weights_from = self.output / "last" if encoder_frozen else None
+            save_trainer_state(self.output / "last", optimizer, scheduler,
+                               {"step": step, "best_score": best_score, "best_step": best_step})
         running: dict[str, list[float]] = {}
         seen, step_seconds = 0, 0.0  # step_seconds: optimisation only, without evaluations and checkpoints
         train_started = time.perf_counter()
         self._train_mode()
         results: dict = {}
-        while step < total_steps:
-            tick = time.perf_counter()
-            epoch, name, batch = next(stream)
-            with runtime.autocast(encoder.precision, encoder.device_):
-                loss = self.loss_on(name, batch) * cfg.loss_weights.get(name, 1.0)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            seen += len(batch)
-            self.last_loss = float(loss.detach())
-            running.setdefault(name, []).append(self.last_loss)
-            if step % 10 == 0 or step == total_steps:
-                means = {t: round(float(np.mean(v)), 4) for t, v in running.items()}
-                self.log({"type": "train", "step": step, "epoch": epoch, "loss": means,
-                          "lr": optimizer.param_groups[-1]["lr"]})
-                bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()})
-                running = {}
-            bar.update(1)
-            step_seconds += time.perf_counter() - tick
-            if step % eval_every == 0 or step == total_steps:
-                results = self.evaluate_dev()
-                score = self.selection_score(results)
-                self.log({"type": "eval", "step": step, "epoch": epoch, "tasks": results, "select": score})
-                # a frozen encoder's weights never change: every checkpoint links the first one's weight files
-                if score > best_score:
-                    best_score, best_step, best_results = score, step, results
-                    self.model.save(self.output / "best", {"training": {**summary, "step": step}}, weights_from)
-                    weights_from = self.output / "best" if encoder_frozen else None
-                self.model.save(self.output / "last", {"training": {**summary, "step": step}}, weights_from)
-                weights_from = self.output / "last" if encoder_frozen else None
-                save_trainer_state(self.output / "last", optimizer, scheduler,
-                                   {"step": step, "best_score": best_score, "best_step": best_step})
-                self._train_mode()
+        stop = StopRequest()
+        try:
+            while step < total_steps:
+                if stop.signal:  # Ctrl-C or SIGTERM: finish the step in hand, keep it in last/, then stop
+                    bar.close()
+                    save_last()
+                    shutil.rmtree(self.output / FEATURE_SPILL_DIR, ignore_errors=True)
+                    print(f"polyhead: {stop.signal} at step {step} of {total_steps}; saved {self.output / 'last'}; "
+                          f"continue with the same command plus --resume", file=sys.stderr)
+                    raise KeyboardInterrupt
+                tick = time.perf_counter()
+                epoch, name, batch = next(stream)
+                with runtime.autocast(encoder.precision, encoder.device_):
+                    loss = self.loss_on(name, batch) * cfg.loss_weights.get(name, 1.0)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += len(batch)
+                self.last_loss = float(loss.detach())
+                running.setdefault(name, []).append(self.last_loss)
+                if step % 10 == 0 or step == total_steps:
+                    means = {t: round(float(np.mean(v)), 4) for t, v in running.items()}
+                    self.log({"type": "train", "step": step, "epoch": epoch, "loss": means,
+                              "lr": optimizer.param_groups[-1]["lr"]})
+                    bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()})
+                    running = {}
+                bar.update(1)
+                step_seconds += time.perf_counter() - tick
+                if step % eval_every == 0 or step == total_steps:
+                    results = self.evaluate_dev()
+                    score = self.selection_score(results)
+                    self.log({"type": "eval", "step": step, "epoch": epoch, "tasks": results, "select": score})
+                    # a frozen encoder's weights never change: every checkpoint links the first one's weight files
+                    if score > best_score:
+                        best_score, best_step, best_results = score, step, results
+                        self.model.save(self.output / "best", {"training": {**summary, "step": step}}, weights_from)
+                        weights_from = self.output / "best" if encoder_frozen else None
+                    save_last()
+                    self._train_mode()
+        finally:
+            stop.restore()
         bar.close()
         train_seconds = time.perf_counter() - train_started
         summary.update(best_step=best_step, best_score=best_score,
