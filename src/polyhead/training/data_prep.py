@@ -44,7 +44,7 @@ def spec_key(task: TaskConfig, spec: DataSpec) -> tuple:
     for key in ("train", "dev", "test"):
         if getattr(task, key) is spec:
             return (key,)
-    return ("eval", next(i for i, s in enumerate(task.eval) if s is spec))
+    return ("eval", next((i for i, s in enumerate(task.eval) if s is spec), 0))
 
 
 def read_split(config: RunConfig, task_name: str, task: TaskConfig, spec: DataSpec):

@@ -72,7 +72,6 @@ def make_adamw(groups) -> torch.optim.Optimizer:
 FEATURE_SPILL_DIR = "feature_cache"
 
 
-
 class Trainer:
     def __init__(self, config: RunConfig, output: str | Path | None = None, resume: bool = False,
                  show_progress: bool = True) -> None:
@@ -143,7 +142,6 @@ class Trainer:
         unknown = [t for t in self.model.heads if t not in self.config.tasks]
         for name in unknown:  # heads from init_from that this config does not train or evaluate
             del self.model.heads[name]
-
 
     # -- logging --------------------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -298,6 +296,7 @@ class Trainer:
             weights_from = self.output / "last" if encoder_frozen else None
             save_trainer_state(self.output / "last", optimizer, scheduler,
                                {"step": step, "best_score": best_score, "best_step": best_step})
+
         running: dict[str, list[float]] = {}
         seen, step_seconds = 0, 0.0  # step_seconds: optimisation only, without evaluations and checkpoints
         train_started = time.perf_counter()
