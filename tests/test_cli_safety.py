@@ -132,6 +132,11 @@ def test_saved_models_user_files_and_unwritable_places_are_safe(tmp_path):
     assert_clean_error(run_cli("eval", "-m", str(best), "-c", config, "-o", str(best / "polyhead.json"),
                                "--overwrite"), "inside the model folder")
     assert (best / "config.json").read_bytes() == before
+    assert run_cli("eval", "-m", str(best), "-c", config).returncode == 0
+    assert run_cli("eval", "-m", str(best), "-c", config, "--only", "topic").returncode == 0
+    assert set(json.loads((best / "eval_dev.json").read_text())) == {"topic", "ner"}  # not replaced by --only
+    assert set(json.loads((best / "eval_dev_topic.json").read_text())) == {"topic"}
+    assert_clean_error(run_cli("predict", "-m", str(run), "hi"), f"use {best}")
     data = tmp_path / "topic.jsonl"
     kept = data.read_bytes()
     assert_clean_error(run_cli("eval", "-m", str(best), "-c", config, "-o", str(tmp_path / "topic.json"),

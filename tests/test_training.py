@@ -264,14 +264,20 @@ def test_trained_encoder_takes_the_folders_max_length(tmp_path):
     assert loop.build_model(config).encoder.max_length == 64
 
 
-def test_label_names_rename_labels_in_head_reports_and_predictions(tmp_path):
+def binary_task_yaml(tmp_path, task_lines: str = "") -> str:
+    """A YAML run with one sentence task `s` whose file writes its labels 0 (politics) and 1 (sport)."""
     rows = [{"text": t, "label": "1" if g == "sport" else "0"} for t, g in TOPICS]
     data = write_jsonl(tmp_path / "binary.jsonl", rows)
     path = tmp_path / "run.yaml"
     path.write_text(f"backbone: random:bert-tiny\ntasks:\n  s:\n    type: sentence_classification\n"
                     f"    train: {{path: {data}, format: jsonl}}\n    dev: {{path: {data}, format: jsonl}}\n"
-                    f"    label_names: {{0: politics, 1: sport}}\n"
+                    f"{task_lines}"
                     f"training: {{max_steps: 2, batch_size: 2, precision: fp32}}\noutput: {tmp_path / 'run'}\n")
+    return str(path)
+
+
+def test_label_names_rename_labels_in_head_reports_and_predictions(tmp_path):
+    path = binary_task_yaml(tmp_path, "    label_names: {0: politics, 1: sport}\n")
     config = load_config(path)
     assert config.tasks["s"].label_names == {"0": "politics", "1": "sport"}  # YAML int keys read as text
     summary = Trainer(config, show_progress=False).run()
@@ -313,7 +319,13 @@ def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_pat
     finally:
         Trainer.loss_on = original
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
-    assert json.loads((tmp_path / "r" / "last" / "trainer_state.json").read_text())["step"] == 5
+    state = json.loads((tmp_path / "r" / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 5 and state["best_score"] is None  # plain JSON, no -Infinity
+    from polyhead.cli.outputs import check_run_folder
+    from polyhead.errors import PolyheadError
+
+    with pytest.raises(PolyheadError, match="interrupted run .a checkpoint at step 5.; pass --resume"):
+        check_run_folder(tmp_path / "r", "--output")  # a forgotten --resume never trains over it
 
     other = tiny_config(tmp_path / "f", max_steps=6, eval_every=100, lr=5e-4)
     other.output = stopped.output
@@ -324,3 +336,33 @@ def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_pat
     got = load_file(stopped.output + "/last/model.safetensors")
     assert max(float((want[k] - got[k]).abs().max()) for k in want) < 1e-6
     assert json.loads((tmp_path / "r" / "config.json").read_text())["init_from"] is None  # not last/
+
+
+def test_checkpoint_folders_are_swapped_in_whole(tmp_path):
+    from polyhead.training.checkpoints import recover_folder, replace_folder
+
+    last = tmp_path / "last"
+    replace_folder(last, lambda f: (f.mkdir(), (f / "w").write_text("step 1")))
+    def write_half(folder):
+        folder.mkdir()
+        (folder / "w").write_text("half")
+        raise OSError(28, "No space left on device")  # or a second Ctrl-C, halfway through writing step 2
+
+    with pytest.raises(OSError):
+        replace_folder(last, write_half)
+    assert (last / "w").read_text() == "step 1"
+    recover_folder(last)
+    assert not (tmp_path / "last.partial").exists()
+    last.rename(tmp_path / "last.old")  # cut between the two renames of a swap
+    recover_folder(last)
+    assert (last / "w").read_text() == "step 1"
+
+
+def test_label_names_must_name_every_label_once_and_some_loss_must_count(tmp_path):
+    path = binary_task_yaml(tmp_path)
+    with pytest.raises(DataError, match=r"no name for label\(s\) \['1'\]"):
+        Trainer(load_config(path, ["tasks.s.label_names={0: politics}"]), show_progress=False).run()
+    with pytest.raises(ConfigError, match="'0' and '1' are both named 'x'"):
+        load_config(path, ["tasks.s.label_names={0: x, 1: x}"])
+    with pytest.raises(ConfigError, match="every task's weight is 0"):
+        load_config(path, ["training.loss_weights={s: 0}"])

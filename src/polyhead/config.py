@@ -81,6 +81,12 @@ class TaskConfig(Strict):
             raise ValueError("label_names: only for sentence_classification tasks (token tags keep their names)")
         if any(not name.strip() for name in self.label_names.values()):
             raise ValueError("label_names: a label name is empty")
+        seen: dict[str, str] = {}
+        for raw, name in self.label_names.items():
+            if name in seen:
+                raise ValueError(f"label_names: {seen[name]!r} and {raw!r} are both named {name!r}; each label needs "
+                                 f"its own name")
+            seen[name] = raw
         return self
 
     @property
@@ -154,6 +160,9 @@ class RunConfig(Strict):
         for name in self.training.loss_weights:
             if name not in self.tasks:
                 raise ValueError(f"training.loss_weights names unknown task {name!r}; tasks are {list(self.tasks)}")
+        weights = self.training.loss_weights
+        if weights and all(weights.get(name, 1.0) == 0 for name in self.tasks):
+            raise ValueError("training.loss_weights: every task's weight is 0, so nothing would learn")
         self._check_select_metric()
         return self
 

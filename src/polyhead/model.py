@@ -114,7 +114,10 @@ class MultiTaskModel(nn.Module):
             raise PolyheadError(f"model folder not found: {directory}")
         config = read_polyhead_config(folder) if folder.is_dir() else None
         if not config or "heads" not in config:
-            raise PolyheadError(f"{directory} is not a saved polyhead multi-task model (no heads in polyhead.json)")
+            hint = next((f"; it looks like a run folder: use {folder / n}" for n in ("best", "last")
+                         if (folder / n / "polyhead.json").is_file()), "")
+            raise PolyheadError(f"{directory} is not a saved polyhead multi-task model (no heads in polyhead.json)"
+                                f"{hint}")
         encoder = SentenceEncoder.from_pretrained(str(folder), precision=precision, device=device)
         state = load_file(str(folder / HEADS_FILE))
         heads = {}

@@ -65,7 +65,7 @@ def eval_(
     set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a config key (repeatable)."),
     only: Optional[str] = typer.Option(None, "--only", help="Evaluate only these tasks (comma-separated)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the metrics JSON here (default: "
-                                          "<model>/eval_<split>.json, replaced on every run)."),
+                                          "<model>/eval_<split>[_<tasks>].json, replaced by the same eval)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     precision: str = typer.Option("auto", help="auto | fp32 | bf16."),
 ) -> None:
@@ -87,7 +87,9 @@ def eval_(
 
     results = evaluate_model(model, run_config, split, precision)
     print_eval_table(results)
-    target = output or (model / f"eval_{split}.json")
+    # --only results get their own default file, so they never replace the all-task one
+    suffix = "".join(f"_{t}" for t in run_config.tasks) if only else ""
+    target = output or (model / f"eval_{split}{suffix}.json")
     target.write_text(json.dumps(results, indent=2), encoding="utf-8")
     typer.echo(f"metrics written to {target}")
 

@@ -1,6 +1,7 @@
 """Output paths, checked before any work: never write over an input, never replace a file unasked."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -95,4 +96,12 @@ def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: b
     if finished and not (overwrite or resume):
         raise PolyheadError(f"{option} {path}: holds a finished run (best/, summary.json); pass --overwrite to "
                             f"replace it, --resume to continue it, or choose another folder")
+    checkpoint = next((path / n for n in ("last", "last.old") if (path / n / "trainer_state.json").is_file()), None)
+    if checkpoint is not None and not (overwrite or resume):
+        try:
+            at = f" at step {json.loads((checkpoint / 'trainer_state.json').read_text(encoding='utf-8'))['step']}"
+        except (OSError, ValueError, KeyError):
+            at = ""
+        raise PolyheadError(f"{option} {path}: holds an interrupted run (a checkpoint{at}); pass --resume to "
+                            f"continue it, --overwrite to start it again, or choose another folder")
     return path

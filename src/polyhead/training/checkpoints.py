@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import math
 import random
+import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,6 +37,7 @@ def save_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler
             else:
                 scalars.setdefault(str(index), {})[key] = value
     groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
+    info = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in info.items()}
     meta = {**info, "param_groups": groups, "scalars": scalars, "scheduler": scheduler.state_dict()["last_epoch"],
             "rng_python": _jsonable(random.getstate()), "rng_numpy": _jsonable(np.random.get_state())}
     tmp_tensors, tmp_json = folder / (STATE_TENSORS + ".tmp"), folder / (STATE_JSON + ".tmp")
@@ -65,6 +70,27 @@ def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler
     random.setstate(_tuples(meta["rng_python"]))
     np.random.set_state(tuple(_np_state(meta["rng_numpy"])))
     return meta
+
+
+def replace_folder(final: Path, write: Callable[[Path], None]) -> None:
+    """Write a checkpoint folder beside `final`, then swap it in: an interrupt or a full disk while writing
+    leaves the previous checkpoint whole (a stray FOLDER.partial is removed next time)."""
+    partial, old = final.with_name(final.name + ".partial"), final.with_name(final.name + ".old")
+    shutil.rmtree(partial, ignore_errors=True)
+    write(partial)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(partial, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(final: Path) -> None:
+    """Undo a swap cut between its two renames: FOLDER.old is the last complete checkpoint."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.is_dir():
+        os.replace(old, final)
+    shutil.rmtree(final.with_name(final.name + ".partial"), ignore_errors=True)
 
 
 def has_trainer_state(folder: Path) -> bool:
@@ -147,6 +173,8 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         if self.signal is not None and signum == signal.SIGINT:
+            print("polyhead: second Ctrl-C: stopping now; last/ keeps its previous complete checkpoint",
+                  file=sys.stderr)
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
 

@@ -72,10 +72,14 @@ def rename_labels(config: RunConfig, task_name: str, task: TaskConfig, spec: Dat
     if spec is task.train:
         found = {ex.label for ex in examples}
         missing = [raw for raw in names if raw not in found]
+        where = config.where('tasks', task_name, 'label_names')
         if missing and examples:
-            raise DataError(f"{config.where('tasks', task_name, 'label_names')}tasks.{task_name}.label_names: "
-                            f"{missing} never occur as labels in {spec.path} "
+            raise DataError(f"{where}tasks.{task_name}.label_names: {missing} never occur as labels in {spec.path} "
                             f"(labels there: {', '.join(sorted(found, key=_natural)[:12])})")
+        unnamed = sorted((lab for lab in found if lab is not None and lab not in names), key=_natural)
+        if unnamed:
+            raise DataError(f"{where}tasks.{task_name}.label_names: no name for label(s) {unnamed[:12]} of "
+                            f"{spec.path}; name every label (or none)")
     return [replace(ex, label=names.get(ex.label, ex.label)) if ex.label is not None else ex for ex in examples]
 
 

@@ -24,8 +24,8 @@ from polyhead.evaluation import evaluate_set, main_metric, score_set
 from polyhead.heads import ClassificationHead
 from polyhead.model import MultiTaskModel
 from polyhead.training import feature_cache as fc
-from polyhead.training.checkpoints import (StopRequest, check_resumable, has_trainer_state, load_trainer_state,
-                                           save_trainer_state)
+from polyhead.training.checkpoints import (StopRequest, check_resumable, has_trainer_state,
+                                           load_trainer_state, recover_folder, replace_folder, save_trainer_state)
 from polyhead.training.data_prep import IGNORE, build_labels, check_labels, encode_set, read_split
 from polyhead.training.freezing import apply_freeze, count_parameters, parameter_groups
 from polyhead.training.sampling import task_probabilities, task_schedule
@@ -218,6 +218,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
+        recover_folder(self.output / "last")
+        recover_folder(self.output / "best")
         resuming = self.resume and has_trainer_state(self.output / "last")
         if self.resume and not resuming:
             print(f"polyhead: nothing to resume in {self.output}/last; starting fresh", file=sys.stderr)
@@ -226,9 +228,14 @@ class Trainer:
             check_resumable(self.config, self.output)
             self.config.init_from = str(self.output / "last")
         self.model = build_model(self.config)
-        self._check_freeze() if not resuming else None
-        self._prepare_data()
-        frozen = apply_freeze(self.model, cfg.freeze)
+        try:  # freeze errors point at the training.freeze line of the config
+            self._check_freeze() if not resuming else None
+            self._prepare_data()
+            frozen = apply_freeze(self.model, cfg.freeze)
+        except ConfigError as exc:
+            if not str(exc).startswith("training.freeze"):
+                raise
+            raise ConfigError(f"{self.config.where('training', 'freeze')}{exc}") from None
         trainable, total = count_parameters(self.model)
         self.output.mkdir(parents=True, exist_ok=True)
         if not resuming:
@@ -273,7 +280,8 @@ class Trainer:
         best_results: dict | None = None  # dev metrics of the best checkpoint, so it need not be re-evaluated
         if resuming:
             meta = load_trainer_state(self.output / "last", optimizer, scheduler)
-            step, best_score, best_step = meta["step"], meta["best_score"], meta["best_step"]
+            step, best_step = meta["step"], meta["best_step"]
+            best_score = -math.inf if meta["best_score"] is None else meta["best_score"]
             if step >= total_steps:
                 raise ConfigError(f"--resume: the run in {self.output} already reached step {step}, and this config "
                                   f"trains {total_steps} steps in all: nothing to continue")
@@ -287,15 +295,19 @@ class Trainer:
             next(stream)
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, initial=step, unit="step", file=sys.stderr, disable=not self.show_progress,
-                   mininterval=1.0)
+        # disable=None: no bar when stderr is not a terminal (a log file), where its updates would pile up
+        bar = tqdm(total=total_steps, initial=step, unit="step", file=sys.stderr,
+                   disable=None if self.show_progress else True, mininterval=1.0)
 
         def save_last() -> None:
             nonlocal weights_from
-            self.model.save(self.output / "last", {"training": {**summary, "step": step}}, weights_from)
+
+            def write(folder: Path) -> None:
+                self.model.save(folder, {"training": {**summary, "step": step}}, weights_from)
+                save_trainer_state(folder, optimizer, scheduler,
+                                   {"step": step, "best_score": best_score, "best_step": best_step})
+            replace_folder(self.output / "last", write)
             weights_from = self.output / "last" if encoder_frozen else None
-            save_trainer_state(self.output / "last", optimizer, scheduler,
-                               {"step": step, "best_score": best_score, "best_step": best_step})
 
         running: dict[str, list[float]] = {}
         seen, step_seconds = 0, 0.0  # step_seconds: optimisation only, without evaluations and checkpoints
@@ -328,8 +340,9 @@ class Trainer:
                 running.setdefault(name, []).append(self.last_loss)
                 if step % 10 == 0 or step == total_steps:
                     means = {t: round(float(np.mean(v)), 4) for t, v in running.items()}
+                    lr_by_group = {g.get("name"): g["lr"] for g in optimizer.param_groups}
                     self.log({"type": "train", "step": step, "epoch": epoch, "loss": means,
-                              "lr": optimizer.param_groups[-1]["lr"]})
+                              "lr": lr_by_group.get("backbone depth 0"), "head_lr": lr_by_group.get("heads")})
                     bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()})
                     running = {}
                 bar.update(1)
@@ -341,7 +354,8 @@ class Trainer:
                     # a frozen encoder's weights never change: every checkpoint links the first one's weight files
                     if score > best_score:
                         best_score, best_step, best_results = score, step, results
-                        self.model.save(self.output / "best", {"training": {**summary, "step": step}}, weights_from)
+                        replace_folder(self.output / "best", lambda folder: self.model.save(
+                            folder, {"training": {**summary, "step": step}}, weights_from))
                         weights_from = self.output / "best" if encoder_frozen else None
                     save_last()
                     self._train_mode()
