@@ -324,7 +324,7 @@ def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_pat
     from polyhead.cli.outputs import check_run_folder
     from polyhead.errors import PolyheadError
 
-    with pytest.raises(PolyheadError, match="interrupted run .a checkpoint at step 5.; pass --resume"):
+    with pytest.raises(PolyheadError, match="unfinished run, checkpoint at step 5; pass --resume"):
         check_run_folder(tmp_path / "r", "--output")  # a forgotten --resume never trains over it
 
     other = tiny_config(tmp_path / "f", max_steps=6, eval_every=100, lr=5e-4)
@@ -336,6 +336,17 @@ def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_pat
     got = load_file(stopped.output + "/last/model.safetensors")
     assert max(float((want[k] - got[k]).abs().max()) for k in want) < 1e-6
     assert json.loads((tmp_path / "r" / "config.json").read_text())["init_from"] is None  # not last/
+    record = json.loads((tmp_path / "r" / "last" / "polyhead.json").read_text())["backbone"]
+    assert record["source"] == json.loads((tmp_path / "f" / "run" / "last" / "polyhead.json").read_text())[
+        "backbone"]["source"]  # the backbone the run was built on, not last/ itself
+
+    (tmp_path / "typo").mkdir()
+    (tmp_path / "typo" / "config.json").write_text("{}")
+    with pytest.raises(PolyheadError, match="unfinished run, no checkpoint yet"):
+        check_run_folder(tmp_path / "typo", "--output")
+    stopped.output = str(tmp_path / "typo")
+    with pytest.raises(ConfigError, match="--resume: no checkpoint to continue from"):
+        Trainer(stopped, resume=True, show_progress=False).run()
 
 
 def test_checkpoint_folders_are_swapped_in_whole(tmp_path):

@@ -92,16 +92,19 @@ def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: b
     parent = path.parent
     if not path.exists() and parent.exists() and not parent.is_dir():
         raise PolyheadError(f"{option} {path}: {parent} is not a folder")
-    finished = (path / "summary.json").is_file() or (path / "best").is_dir()
-    if finished and not (overwrite or resume):
-        raise PolyheadError(f"{option} {path}: holds a finished run (best/, summary.json); pass --overwrite to "
+    if overwrite or resume or not path.is_dir():
+        return path
+    if (path / "summary.json").is_file():
+        raise PolyheadError(f"{option} {path}: holds a finished run (summary.json, best/); pass --overwrite to "
                             f"replace it, --resume to continue it, or choose another folder")
-    checkpoint = next((path / n for n in ("last", "last.old") if (path / n / "trainer_state.json").is_file()), None)
-    if checkpoint is not None and not (overwrite or resume):
+    if set(p.name for p in path.iterdir()) & set(RUN_MARKERS):  # config.json, metrics.jsonl, last/, best/ ...
+        checkpoint = next((path / n / "trainer_state.json" for n in ("last", "last.old")
+                           if (path / n / "trainer_state.json").is_file()), None)
         try:
-            at = f" at step {json.loads((checkpoint / 'trainer_state.json').read_text(encoding='utf-8'))['step']}"
+            at = f", checkpoint at step {json.loads(checkpoint.read_text(encoding='utf-8'))['step']}" \
+                if checkpoint else ", no checkpoint yet"
         except (OSError, ValueError, KeyError):
             at = ""
-        raise PolyheadError(f"{option} {path}: holds an interrupted run (a checkpoint{at}); pass --resume to "
-                            f"continue it, --overwrite to start it again, or choose another folder")
+        raise PolyheadError(f"{option} {path}: holds an unfinished run{at}; pass --resume to continue it, "
+                            f"--overwrite to start it again, or choose another folder")
     return path

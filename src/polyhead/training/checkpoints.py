@@ -173,8 +173,8 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         if self.signal is not None and signum == signal.SIGINT:
-            print("polyhead: second Ctrl-C: stopping now; last/ keeps its previous complete checkpoint",
-                  file=sys.stderr)
+            print("polyhead: second Ctrl-C: stopping now, without saving this step; checkpoints already written "
+                  "are kept whole (--resume continues from last/ if there is one)", file=sys.stderr)
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
 

@@ -23,6 +23,7 @@ from polyhead.errors import ConfigError, DataError
 from polyhead.evaluation import evaluate_set, main_metric, score_set
 from polyhead.heads import ClassificationHead
 from polyhead.model import MultiTaskModel
+from polyhead.saving import read_polyhead_config
 from polyhead.training import feature_cache as fc
 from polyhead.training.checkpoints import (StopRequest, check_resumable, has_trainer_state,
                                            load_trainer_state, recover_folder, replace_folder, save_trainer_state)
@@ -221,13 +222,18 @@ class Trainer:
         recover_folder(self.output / "last")
         recover_folder(self.output / "best")
         resuming = self.resume and has_trainer_state(self.output / "last")
-        if self.resume and not resuming:
-            print(f"polyhead: nothing to resume in {self.output}/last; starting fresh", file=sys.stderr)
+        if self.resume and not resuming:  # a mistyped folder must not quietly become a new run
+            raise ConfigError(f"--resume: no checkpoint to continue from in {self.output / 'last'} (a run writes "
+                              f"one at each evaluation and when stopped with Ctrl-C); without --resume "
+                              f"(--overwrite for a folder that holds a run) it starts from step 0")
         original_init_from = self.config.init_from
         if resuming:
             check_resumable(self.config, self.output)
             self.config.init_from = str(self.output / "last")
         self.model = build_model(self.config)
+        if resuming:  # the weights come from last/, but the run's backbone record stays the one it was built on
+            record = (read_polyhead_config(self.output / "last") or {}).get("backbone", {})
+            self.model.encoder.backbone.source = record.get("source", self.model.encoder.backbone.source)
         try:  # freeze errors point at the training.freeze line of the config
             self._check_freeze() if not resuming else None
             self._prepare_data()
