@@ -350,21 +350,24 @@ def test_ctrl_c_saves_the_step_in_hand_and_resume_refuses_other_settings(tmp_pat
 
 
 def test_checkpoint_folders_are_swapped_in_whole(tmp_path):
-    from polyhead.training.checkpoints import recover_folder, replace_folder
+    import polyhead.training.loop as loop
+    from polyhead.saving import recover_folder
 
+    model = loop.build_model(tiny_config(tmp_path))
     last = tmp_path / "last"
-    replace_folder(last, lambda f: (f.mkdir(), (f / "w").write_text("step 1")))
+    model.save(last, finish=lambda folder: (folder / "w").write_text("step 1"))
+
     def write_half(folder):
-        folder.mkdir()
         (folder / "w").write_text("half")
         raise OSError(28, "No space left on device")  # or a second Ctrl-C, halfway through writing step 2
 
     with pytest.raises(OSError):
-        replace_folder(last, write_half)
-    assert (last / "w").read_text() == "step 1"
+        model.save(last, finish=write_half)
+    assert (last / "w").read_text() == "step 1" and (last / "polyhead.json").is_file()
+    (tmp_path / ".last.x1").mkdir()  # what a killed save leaves behind
     recover_folder(last)
-    assert not (tmp_path / "last.partial").exists()
-    last.rename(tmp_path / "last.old")  # cut between the two renames of a swap
+    assert not (tmp_path / ".last.x1").exists()
+    last.rename(tmp_path / ".last.old")  # cut between the two renames of a swap
     recover_folder(last)
     assert (last / "w").read_text() == "step 1"
 

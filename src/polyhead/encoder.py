@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -235,9 +235,9 @@ class SentenceEncoder(nn.Module):
 
     # -- saving ---------------------------------------------------------------------------------------
     def save(self, directory: str | Path, extra_config: dict | None = None,
-             reuse_weights_from: str | Path | None = None) -> Path:
+             reuse_weights_from: str | Path | None = None, finish: Callable[[Path], None] | None = None) -> Path:
         return save_encoder_folder(self, Path(directory), extra_config or {},
-                                   Path(reuse_weights_from) if reuse_weights_from else None)
+                                   Path(reuse_weights_from) if reuse_weights_from else None, finish)
 
     def load_projection(self, directory: Path) -> None:
         from safetensors.torch import load_file

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -96,13 +96,14 @@ class MultiTaskModel(nn.Module):
 
     # -- saving ---------------------------------------------------------------------------------------
     def save(self, directory: str | Path, extra_config: dict | None = None,
-             reuse_weights_from: str | Path | None = None) -> Path:
-        """`reuse_weights_from`: a folder saved from the same, unchanged encoder (frozen-encoder checkpoints)."""
+             reuse_weights_from: str | Path | None = None, finish: Callable[[Path], None] | None = None) -> Path:
+        """`reuse_weights_from`: a folder saved from the same, unchanged encoder (frozen-encoder checkpoints);
+        `finish(folder)`: more files written into the folder before it replaces the old one."""
         heads = {name: head.spec() for name, head in self.heads.items()}
         tensors = {f"{name}.{key}": value.detach().float().cpu().contiguous()
                    for name, head in self.heads.items() for key, value in head.state_dict().items()}
         config = {"heads": heads, **(extra_config or {})}
-        return self.encoder.save(directory, {"config": config, HEADS_FILE: tensors}, reuse_weights_from)
+        return self.encoder.save(directory, {"config": config, HEADS_FILE: tensors}, reuse_weights_from, finish)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, precision: str = "auto",

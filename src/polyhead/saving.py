@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from polyhead import __version__
 from polyhead.errors import PolyheadError
@@ -56,9 +56,10 @@ def _link_weights(source: Path, target: Path) -> bool:
 
 
 def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict,
-                        reuse_weights_from: Path | None = None) -> Path:
+                        reuse_weights_from: Path | None = None, finish: Callable[[Path], None] | None = None) -> Path:
     """Write into a temporary sibling folder, then swap it in, so a crash never leaves half a model.
-    `reuse_weights_from`: a folder saved from the same, unchanged backbone weights (frozen-encoder checkpoints)."""
+    `reuse_weights_from`: a folder saved from the same, unchanged backbone weights (frozen-encoder checkpoints).
+    `finish(folder)` writes more files (a trainer's state) into the folder before it is swapped in."""
     from safetensors.torch import save_file
 
     directory = directory.expanduser().resolve()
@@ -112,11 +113,25 @@ def save_encoder_folder(encoder: "SentenceEncoder", directory: Path, extra: dict
         _write_json(tmp / POLYHEAD_CONFIG, config)
         for filename, tensors in extra.items():
             save_file(tensors, str(tmp / filename))
+        if finish is not None:
+            finish(tmp)
         _swap_in(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def recover_folder(directory: Path) -> None:
+    """Undo a swap cut between its two renames (the folder missing, `.NAME.old` the last complete save), and
+    drop temporary folders a killed save left behind."""
+    directory = directory.expanduser().resolve()
+    old = directory.with_name(f".{directory.name}.old")
+    if not directory.exists() and old.is_dir():
+        os.replace(old, directory)
+    for stale in directory.parent.glob(f".{directory.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _swap_in(tmp: Path, directory: Path) -> None:

@@ -98,7 +98,7 @@ def check_run_folder(path: Path, option: str, overwrite: bool = False, resume: b
         raise PolyheadError(f"{option} {path}: holds a finished run (summary.json, best/); pass --overwrite to "
                             f"replace it, --resume to continue it, or choose another folder")
     if set(p.name for p in path.iterdir()) & set(RUN_MARKERS):  # config.json, metrics.jsonl, last/, best/ ...
-        checkpoint = next((path / n / "trainer_state.json" for n in ("last", "last.old")
+        checkpoint = next((path / n / "trainer_state.json" for n in ("last", ".last.old")
                            if (path / n / "trainer_state.json").is_file()), None)
         try:
             at = f", checkpoint at step {json.loads(checkpoint.read_text(encoding='utf-8'))['step']}" \

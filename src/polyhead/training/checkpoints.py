@@ -3,15 +3,13 @@ checks that a --resume continues the same run, and a clean stop on Ctrl-C / SIGT
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import random
-import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -70,27 +68,6 @@ def load_trainer_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler
     random.setstate(_tuples(meta["rng_python"]))
     np.random.set_state(tuple(_np_state(meta["rng_numpy"])))
     return meta
-
-
-def replace_folder(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a checkpoint folder beside `final`, then swap it in: an interrupt or a full disk while writing
-    leaves the previous checkpoint whole (a stray FOLDER.partial is removed next time)."""
-    partial, old = final.with_name(final.name + ".partial"), final.with_name(final.name + ".old")
-    shutil.rmtree(partial, ignore_errors=True)
-    write(partial)
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(partial, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_folder(final: Path) -> None:
-    """Undo a swap cut between its two renames: FOLDER.old is the last complete checkpoint."""
-    old = final.with_name(final.name + ".old")
-    if not final.exists() and old.is_dir():
-        os.replace(old, final)
-    shutil.rmtree(final.with_name(final.name + ".partial"), ignore_errors=True)
 
 
 def has_trainer_state(folder: Path) -> bool:

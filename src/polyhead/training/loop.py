@@ -23,10 +23,10 @@ from polyhead.errors import ConfigError, DataError
 from polyhead.evaluation import evaluate_set, main_metric, score_set
 from polyhead.heads import ClassificationHead
 from polyhead.model import MultiTaskModel
-from polyhead.saving import read_polyhead_config
+from polyhead.saving import read_polyhead_config, recover_folder
 from polyhead.training import feature_cache as fc
 from polyhead.training.checkpoints import (StopRequest, check_resumable, has_trainer_state,
-                                           load_trainer_state, recover_folder, replace_folder, save_trainer_state)
+                                           load_trainer_state, save_trainer_state)
 from polyhead.training.data_prep import IGNORE, build_labels, check_labels, encode_set, read_split
 from polyhead.training.freezing import apply_freeze, count_parameters, parameter_groups
 from polyhead.training.sampling import task_probabilities, task_schedule
@@ -307,12 +307,11 @@ class Trainer:
 
         def save_last() -> None:
             nonlocal weights_from
-
-            def write(folder: Path) -> None:
-                self.model.save(folder, {"training": {**summary, "step": step}}, weights_from)
-                save_trainer_state(folder, optimizer, scheduler,
-                                   {"step": step, "best_score": best_score, "best_step": best_step})
-            replace_folder(self.output / "last", write)
+            # the trainer state goes into the same folder before it is swapped in: last/ is always whole
+            self.model.save(self.output / "last", {"training": {**summary, "step": step}}, weights_from,
+                            finish=lambda folder: save_trainer_state(
+                                folder, optimizer, scheduler,
+                                {"step": step, "best_score": best_score, "best_step": best_step}))
             weights_from = self.output / "last" if encoder_frozen else None
 
         running: dict[str, list[float]] = {}
@@ -360,8 +359,7 @@ class Trainer:
                     # a frozen encoder's weights never change: every checkpoint links the first one's weight files
                     if score > best_score:
                         best_score, best_step, best_results = score, step, results
-                        replace_folder(self.output / "best", lambda folder: self.model.save(
-                            folder, {"training": {**summary, "step": step}}, weights_from))
+                        self.model.save(self.output / "best", {"training": {**summary, "step": step}}, weights_from)
                         weights_from = self.output / "best" if encoder_frozen else None
                     save_last()
                     self._train_mode()
